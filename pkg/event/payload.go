@@ -1,0 +1,174 @@
+// Package event encodes and decodes the payload of triage's Falco events.
+//
+// The payload is self-contained: everything field extraction needs travels
+// in it, so a capture replays to the same field values without the state
+// that produced them. Layout:
+//
+//	magic "TRG" | version (1 byte) | sections…
+//	section: tag (1 byte) | length (uvarint) | body
+//
+// Decoders skip sections with tags they do not know, so later versions can
+// add sections (enrichment, correlation) without breaking older readers;
+// the version byte changes only when an existing section changes meaning.
+package event
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/triage-dev/triage/pkg/alert"
+)
+
+// Version is the payload layout version written by Encode.
+const Version = 1
+
+var magic = [3]byte{'T', 'R', 'G'}
+
+// Section tags. Never renumber: old captures must keep decoding.
+const (
+	tagRule     = 1
+	tagPriority = 2
+	tagSource   = 3
+	tagHostname = 4
+	tagTime     = 5
+	tagUUID     = 6
+	tagOutput   = 7
+	tagTag      = 8 // one section per alert tag, in order
+	tagField    = 9 // one section per output field, in order
+)
+
+// Record is what one event carries.
+type Record struct {
+	Alert alert.Alert
+}
+
+// ErrCorrupt is returned (wrapped) for any payload that does not decode.
+var ErrCorrupt = errors.New("corrupt triage event payload")
+
+// Encode appends the payload for r to dst and returns it.
+func Encode(dst []byte, r *Record) []byte {
+	a := &r.Alert
+	dst = append(dst, magic[:]...)
+	dst = append(dst, Version)
+	dst = appendString(dst, tagRule, a.Rule)
+	dst = append(dst, tagPriority, 1, byte(a.Priority))
+	dst = append(dst, tagTime, 8)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(a.Time))
+	dst = appendOptional(dst, tagSource, a.Source)
+	dst = appendOptional(dst, tagHostname, a.Hostname)
+	dst = appendOptional(dst, tagUUID, a.UUID)
+	dst = appendOptional(dst, tagOutput, a.Output)
+	for _, t := range a.Tags {
+		dst = appendString(dst, tagTag, t)
+	}
+	for _, f := range a.Fields {
+		n := uvarintLen(uint64(len(f.Key))) + len(f.Key) + 1 + len(f.Value)
+		dst = append(dst, tagField)
+		dst = binary.AppendUvarint(dst, uint64(n))
+		dst = binary.AppendUvarint(dst, uint64(len(f.Key)))
+		dst = append(dst, f.Key...)
+		dst = append(dst, byte(f.Kind))
+		dst = append(dst, f.Value...)
+	}
+	return dst
+}
+
+// Decode parses a payload into r, overwriting it.
+func Decode(data []byte, r *Record) error {
+	*r = Record{}
+	if len(data) < 4 || data[0] != magic[0] || data[1] != magic[1] || data[2] != magic[2] {
+		return fmt.Errorf("%w: no TRG header", ErrCorrupt)
+	}
+	if data[3] != Version {
+		return fmt.Errorf("%w: payload version %d, this build reads version %d", ErrCorrupt, data[3], Version)
+	}
+	a := &r.Alert
+	var seen uint16
+	p := data[4:]
+	for len(p) > 0 {
+		tag := p[0]
+		n, w := binary.Uvarint(p[1:])
+		if w <= 0 || n > uint64(len(p)-1-w) {
+			return fmt.Errorf("%w: bad length for section %d", ErrCorrupt, tag)
+		}
+		body := p[1+w : 1+w+int(n)]
+		p = p[1+w+int(n):]
+		if tag < 16 {
+			seen |= 1 << tag
+		}
+		switch tag {
+		case tagRule:
+			a.Rule = string(body)
+		case tagPriority:
+			if len(body) != 1 || !alert.Priority(body[0]).Valid() {
+				return fmt.Errorf("%w: bad priority section", ErrCorrupt)
+			}
+			a.Priority = alert.Priority(body[0])
+		case tagTime:
+			if len(body) != 8 {
+				return fmt.Errorf("%w: bad time section", ErrCorrupt)
+			}
+			a.Time = int64(binary.LittleEndian.Uint64(body))
+		case tagSource:
+			a.Source = string(body)
+		case tagHostname:
+			a.Hostname = string(body)
+		case tagUUID:
+			a.UUID = string(body)
+		case tagOutput:
+			a.Output = string(body)
+		case tagTag:
+			a.Tags = append(a.Tags, string(body))
+		case tagField:
+			f, err := decodeField(body)
+			if err != nil {
+				return err
+			}
+			a.Fields = append(a.Fields, f)
+		default:
+			// a section from a newer writer: skip it
+		}
+	}
+	const required = 1<<tagRule | 1<<tagPriority | 1<<tagTime
+	if seen&required != required {
+		return fmt.Errorf("%w: rule, priority or time section missing", ErrCorrupt)
+	}
+	return nil
+}
+
+func decodeField(body []byte) (alert.Field, error) {
+	kl, w := binary.Uvarint(body)
+	if w <= 0 || kl > uint64(len(body)-w) || len(body)-w-int(kl) < 1 {
+		return alert.Field{}, fmt.Errorf("%w: bad output field section", ErrCorrupt)
+	}
+	key := body[w : w+int(kl)]
+	rest := body[w+int(kl):]
+	kind := alert.Kind(rest[0])
+	if kind > alert.KindObject {
+		return alert.Field{}, fmt.Errorf("%w: bad output field kind %d", ErrCorrupt, rest[0])
+	}
+	return alert.Field{Key: string(key), Kind: kind, Value: string(rest[1:])}, nil
+}
+
+func appendString(dst []byte, tag byte, s string) []byte {
+	dst = append(dst, tag)
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendOptional(dst []byte, tag byte, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return appendString(dst, tag, s)
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}

@@ -1,0 +1,116 @@
+package event
+
+import (
+	"bufio"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/triage-dev/triage/pkg/alert"
+)
+
+func sampleRecord() *Record {
+	return &Record{Alert: alert.Alert{
+		Rule: "Fileless execution via memfd_create", Priority: alert.PriorityCritical, Source: "syscall",
+		Hostname: "node-1", Time: 1795236300682554049, UUID: "u-1", Output: "out \x00 with nul",
+		Tags: []string{"T1620", "", "mitre_defense_evasion"},
+		Fields: []alert.Field{
+			{Key: "proc.exepath", Kind: alert.KindString, Value: "memfd:x"},
+			{Key: "k8s.ns.name", Kind: alert.KindNull},
+			{Key: "user.loginuid", Kind: alert.KindNumber, Value: "-1"},
+			{Key: "", Kind: alert.KindString, Value: ""},
+		},
+	}}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := sampleRecord()
+	buf := Encode(nil, in)
+	var out Record
+	require.NoError(t, Decode(buf, &out))
+	assert.Equal(t, *in, out)
+}
+
+func TestRoundTripMinimalAlert(t *testing.T) {
+	in := &Record{Alert: alert.Alert{Rule: "r", Priority: alert.PriorityDebug, Time: 1}}
+	var out Record
+	require.NoError(t, Decode(Encode(nil, in), &out))
+	assert.Equal(t, *in, out)
+}
+
+// Every sample alert survives parse → encode → decode unchanged.
+func TestRoundTripSharedSamples(t *testing.T) {
+	f, err := os.Open("../../../shared/data/alerts/upstream-rules.jsonl")
+	if os.IsNotExist(err) {
+		t.Skip("../shared/data not present")
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var p alert.Parser
+	n := 0
+	for sc.Scan() {
+		a, err := p.Parse(sc.Bytes())
+		require.NoError(t, err, "line %d", n+1)
+		var out Record
+		require.NoError(t, Decode(Encode(nil, &Record{Alert: *a}), &out))
+		require.Equal(t, *a, out.Alert)
+		n++
+	}
+	require.NoError(t, sc.Err())
+	assert.Equal(t, 242, n)
+}
+
+func TestDecodeRejectsCorrupt(t *testing.T) {
+	good := Encode(nil, sampleRecord())
+	cases := map[string][]byte{
+		"empty":          {},
+		"bad magic":      append([]byte("XYZ"), good[3:]...),
+		"future version": append([]byte{'T', 'R', 'G', Version + 1}, good[4:]...),
+		"header only":    good[:4],
+		"truncated":      good[:len(good)-3],
+		"bad length":     append(append([]byte{}, good[:4]...), tagRule, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
+		"bad priority":   append(append([]byte{}, good...), tagPriority, 1, 99),
+		"bad time":       append(append([]byte{}, good...), tagTime, 2, 0, 0),
+		"bad field kind": append(append([]byte{}, good...), tagField, 3, 1, 'k', 200),
+		"field no kind":  append(append([]byte{}, good...), tagField, 2, 1, 'k'),
+		"no rule":        Encode(nil, &Record{})[:4],
+	}
+	for name, data := range cases {
+		var r Record
+		err := Decode(data, &r)
+		assert.ErrorIs(t, err, ErrCorrupt, name)
+	}
+}
+
+func TestDecodeSkipsUnknownSections(t *testing.T) {
+	in := sampleRecord()
+	buf := Encode(nil, in)
+	buf = append(buf, 200, 3, 'n', 'e', 'w') // a section from a newer writer
+	var out Record
+	require.NoError(t, Decode(buf, &out))
+	assert.Equal(t, *in, out)
+}
+
+func BenchmarkEncode(b *testing.B) {
+	r := sampleRecord()
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = Encode(buf[:0], r)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	data := Encode(nil, sampleRecord())
+	var r Record
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Decode(data, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

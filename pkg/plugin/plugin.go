@@ -1,0 +1,229 @@
+// Package plugin is triage's Falco plugin: info, init config, the
+// falco_alert event source and field extraction. plugin/main.go only
+// registers it with plugin-sdk-go.
+//
+// Every method the SDK calls recovers from panics: a Go panic that crossed
+// the cgo boundary would abort Falco.
+package plugin
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk"
+	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins"
+	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins/source"
+
+	"github.com/triage-dev/triage/pkg/config"
+	"github.com/triage-dev/triage/pkg/event"
+	"github.com/triage-dev/triage/pkg/fields"
+	"github.com/triage-dev/triage/pkg/input"
+	"github.com/triage-dev/triage/pkg/logging"
+)
+
+const (
+	// PluginID is triage's plugin ID, in the range Falco reserves for
+	// plugins not (yet) registered upstream (1073741824–2147483647).
+	PluginID = 1213346887
+	// PluginName is the name used in falco.yaml's plugins and load_plugins.
+	PluginName = "triage"
+	// EventSource is the name of triage's event source; rules on it say
+	// `source: falco_alert`.
+	EventSource = input.LoopSource
+	// RequiredAPIVersion is the plugin API version of plugin-sdk-go
+	// v0.8.3, first shipped in Falco 0.41.
+	RequiredAPIVersion = "3.11.0"
+)
+
+// Version is the plugin version. Builds may override it with
+// -ldflags "-X github.com/triage-dev/triage/pkg/plugin.Version=…".
+var Version = "0.1.0"
+
+// Plugin is one plugin state (Falco creates one per source thread).
+type Plugin struct {
+	plugins.BasePlugin
+
+	cfg      config.Config
+	log      *logging.Logger
+	counters input.Counters
+	faults   *faults
+
+	// Extraction cache: the last decoded event, so all fields of one
+	// event are answered from a single decode.
+	cachedNum uint64
+	cachedTS  uint64
+	cachedOK  bool
+	cachedErr error
+	record    event.Record
+	payload   bytes.Buffer
+}
+
+// New returns a plugin state with default config.
+func New() *Plugin {
+	p := &Plugin{log: logging.Default()}
+	p.cfg.Reset()
+	return p
+}
+
+// Info describes the plugin.
+func (p *Plugin) Info() *plugins.Info {
+	return &plugins.Info{
+		ID:                  PluginID,
+		Name:                PluginName,
+		Description:         "Triage for Falco alerts: ingests alerts (webhook, file) as the falco_alert source and gives rules their ATT&CK mapping, mitigations, risk and correlation",
+		Contact:             "github.com/triage-dev/triage",
+		Version:             Version,
+		RequiredAPIVersion:  RequiredAPIVersion,
+		EventSource:         EventSource,
+		ExtractEventSources: []string{EventSource},
+	}
+}
+
+// InitSchema returns the JSON schema of init_config.
+func (p *Plugin) InitSchema() *sdk.SchemaInfo {
+	s, err := config.Schema()
+	if err != nil {
+		return nil
+	}
+	return &sdk.SchemaInfo{Schema: s}
+}
+
+// Init parses init_config. A bad value is an error naming the key.
+func (p *Plugin) Init(cfg string) (err error) {
+	defer recoverInto(&err, "init", nil)
+	p.faults = faultsFromEnv()
+	p.faults.maybePanic("init")
+	c, err := config.Parse(cfg)
+	if err != nil {
+		return err
+	}
+	p.cfg = c
+	return nil
+}
+
+// Destroy releases the plugin state.
+func (p *Plugin) Destroy() {
+	defer recoverInto(nil, "destroy", p.log)
+	p.faults.maybePanic("destroy")
+	p.log.Printf("destroyed; totals: %s", p.counters.Snapshot())
+}
+
+// Counters exposes the plugin's counters (tests, CLI).
+func (p *Plugin) Counters() *input.Counters { return &p.counters }
+
+// Config returns the active configuration.
+func (p *Plugin) Config() config.Config { return p.cfg }
+
+// OpenParams suggests values for open_params.
+func (p *Plugin) OpenParams() ([]sdk.OpenParam, error) {
+	return []sdk.OpenParam{
+		{Value: config.DefaultOpenParams, Desc: "Webhook on loopback for Falco's http_output or Falcosidekick's webhook (the default)"},
+		{Value: "file:///var/log/falco/events.json", Desc: "Follow Falco's file_output like tail -F"},
+		{Value: "/path/to/alerts.jsonl", Desc: "Read an NDJSON file of alerts once, then stop"},
+	}, nil
+}
+
+// Open starts the input named by open_params.
+func (p *Plugin) Open(params string) (inst source.Instance, err error) {
+	defer recoverInto(&err, "open", p.log)
+	p.faults.maybePanic("open")
+	i, err := newInstance(p, params)
+	if err != nil {
+		return nil, err // a typed nil would look like a valid instance
+	}
+	return i, nil
+}
+
+// Fields lists the exported fields; a field's ID is its index.
+func (p *Plugin) Fields() []sdk.FieldEntry {
+	defs := fields.All()
+	out := make([]sdk.FieldEntry, len(defs))
+	for i, d := range defs {
+		out[i] = sdk.FieldEntry{
+			Name:    d.Name,
+			Type:    d.Type,
+			IsList:  d.List,
+			Display: d.Display,
+			Desc:    d.Desc,
+		}
+		if d.KeyArg {
+			out[i].Arg = sdk.FieldEntryArg{IsKey: true, IsRequired: true}
+		}
+	}
+	return out
+}
+
+// Extract answers one field of one event. The payload is decoded once per
+// event number; every further field of that event is a lookup.
+func (p *Plugin) Extract(req sdk.ExtractRequest, evt sdk.EventReader) (err error) {
+	defer recoverInto(&err, "extract", p.log)
+	p.faults.maybePanic("extract")
+	rec, err := p.decoded(evt)
+	if err != nil {
+		return err
+	}
+	defs := fields.All()
+	id := req.FieldID()
+	if id >= uint64(len(defs)) {
+		return fmt.Errorf("unknown field ID %d (triage has %d fields)", id, len(defs))
+	}
+	d := &defs[id]
+	key := ""
+	if d.KeyArg {
+		if !req.ArgPresent() || req.ArgKey() == "" {
+			return fmt.Errorf("field %s requires a key, e.g. %s[proc.exepath]", d.Name, d.Name)
+		}
+		key = req.ArgKey()
+	}
+	if v, ok := d.Value(rec, key); ok {
+		req.SetValue(v)
+	}
+	return nil
+}
+
+func (p *Plugin) decoded(evt sdk.EventReader) (*event.Record, error) {
+	num, ts := evt.EventNum(), evt.Timestamp()
+	if p.cachedOK && num == p.cachedNum && ts == p.cachedTS {
+		return &p.record, p.cachedErr
+	}
+	p.cachedOK = false
+	p.payload.Reset()
+	if _, err := p.payload.ReadFrom(evt.Reader()); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("event %d: cannot read payload: %w", num, err)
+	}
+	p.cachedErr = event.Decode(p.payload.Bytes(), &p.record)
+	if p.cachedErr != nil {
+		p.cachedErr = fmt.Errorf("event %d: %w", num, p.cachedErr)
+	}
+	p.cachedNum, p.cachedTS, p.cachedOK = num, ts, true
+	return &p.record, p.cachedErr
+}
+
+// String renders an event as one line: priority, rule, host, source.
+func (p *Plugin) String(evt sdk.EventReader) (s string, err error) {
+	defer recoverInto(&err, "event_to_string", p.log)
+	p.faults.maybePanic("event_to_string")
+	var data bytes.Buffer
+	if _, err := data.ReadFrom(evt.Reader()); err != nil {
+		return "", err
+	}
+	var r event.Record
+	if err := event.Decode(data.Bytes(), &r); err != nil {
+		return "", err
+	}
+	a := &r.Alert
+	var b strings.Builder
+	b.WriteString(a.Priority.String())
+	b.WriteString(" rule=")
+	b.WriteString(strconv.Quote(a.Rule))
+	for _, kv := range [...][2]string{{"hostname", a.Hostname}, {"source", a.Source}} {
+		if kv[1] != "" {
+			b.WriteString(" " + kv[0] + "=" + strconv.Quote(kv[1]))
+		}
+	}
+	return b.String(), nil
+}
