@@ -37,28 +37,28 @@ type Def struct {
 
 var defs = []Def{
 	{Name: "alert.rule", Type: TypeString, Display: "Rule",
-		Desc: "Name of the Falco rule that raised the alert.",
+		Desc:  "Name of the Falco rule that raised the alert.",
 		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Rule) }},
 	{Name: "alert.priority", Type: TypeString, Display: "Priority",
-		Desc: "Priority of the alert in Falco's casing (Emergency, Alert, Critical, Error, Warning, Notice, Informational, Debug), whatever casing the input used.",
+		Desc:  "Priority of the alert in Falco's casing (Emergency, Alert, Critical, Error, Warning, Notice, Informational, Debug), whatever casing the input used.",
 		Value: func(r *event.Record, _ string) (any, bool) { return r.Alert.Priority.String(), true }},
 	{Name: "alert.priority.rank", Type: TypeUint64, Display: "Priority rank",
-		Desc: "Priority as a number, higher is more severe: Debug 0, Informational 1, Notice 2, Warning 3, Error 4, Critical 5, Alert 6, Emergency 7.",
+		Desc:  "Priority as a number, higher is more severe: Debug 0, Informational 1, Notice 2, Warning 3, Error 4, Critical 5, Alert 6, Emergency 7.",
 		Value: func(r *event.Record, _ string) (any, bool) { return uint64(r.Alert.Priority), true }},
 	{Name: "alert.source", Type: TypeString, Display: "Alert source",
-		Desc: "Event source of the original alert (syscall, k8s_audit, aws_cloudtrail, …).",
+		Desc:  "Event source of the original alert (syscall, k8s_audit, aws_cloudtrail, …).",
 		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Source) }},
 	{Name: "alert.hostname", Type: TypeString, Display: "Hostname",
-		Desc: "Hostname of the Falco instance that raised the alert.",
+		Desc:  "Hostname of the Falco instance that raised the alert.",
 		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Hostname) }},
 	{Name: "alert.time", Type: TypeAbsTime, Display: "Alert time",
-		Desc: "Time of the original alert (also the timestamp of the triage event).",
+		Desc:  "Time of the original alert (also the timestamp of the triage event).",
 		Value: func(r *event.Record, _ string) (any, bool) { return time.Unix(0, r.Alert.Time), true }},
 	{Name: "alert.uuid", Type: TypeString, Display: "Alert UUID",
-		Desc: "UUID that Falcosidekick adds to each alert; no value for alerts straight from Falco.",
+		Desc:  "UUID that Falcosidekick adds to each alert; no value for alerts straight from Falco.",
 		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.UUID) }},
 	{Name: "alert.output", Type: TypeString, Display: "Alert output",
-		Desc: "Formatted output line of the original alert.",
+		Desc:  "Formatted output line of the original alert.",
 		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Output) }},
 	{Name: "alert.tags", Type: TypeString, List: true, Display: "Alert tags",
 		Desc: "Tags of the rule that raised the alert.",
@@ -69,7 +69,7 @@ var defs = []Def{
 			return r.Alert.Tags, true
 		}},
 	{Name: "alert.field", Type: TypeString, KeyArg: true, Display: "Alert output field",
-		Desc: "Value of one output field of the original alert, by its key, e.g. alert.field[proc.exepath] or alert.field[proc.aname[2]]. Numbers in decimal as written, booleans as true/false, arrays and objects as compact JSON text; null or absent keys have no value.",
+		Desc: "Value of one output field of the original alert, by its key, e.g. alert.field[proc.exepath]. Numbers in decimal as written, booleans as true/false, arrays and objects as compact JSON text; null or absent keys have no value.",
 		Value: func(r *event.Record, key string) (any, bool) {
 			f, ok := r.Alert.Field(key)
 			if !ok || f.Kind == alert.KindNull {
@@ -123,4 +123,26 @@ func MarkdownTable() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", d.Syntax(), d.TypeLabel(), strings.ReplaceAll(d.Desc, "|", "\\|"))
 	}
 	return b.String()
+}
+
+// NamedValue is one field's value for a record.
+type NamedValue struct {
+	Name  string
+	Value any
+}
+
+// Values returns every field that has a value for r, in field-list order.
+// Fields that need a key argument are left out: their keys come from the
+// alert itself.
+func Values(r *event.Record) []NamedValue {
+	out := make([]NamedValue, 0, len(defs))
+	for i := range defs {
+		if defs[i].KeyArg {
+			continue
+		}
+		if v, ok := defs[i].Value(r, ""); ok {
+			out = append(out, NamedValue{Name: defs[i].Name, Value: v})
+		}
+	}
+	return out
 }

@@ -29,6 +29,7 @@ type Instance struct {
 	timer *time.Timer
 	batch []*alert.Alert
 	buf   []byte
+	rec   event.Record
 	eof   bool
 
 	stopStats chan struct{}
@@ -108,8 +109,8 @@ func (i *Instance) writeEvent(w sdk.EventWriter, a *alert.Alert) (ok bool) {
 		}
 	}()
 	i.p.faults.maybePanic("alert")
-	rec := event.Record{Alert: *a}
-	i.buf = event.Encode(i.buf[:0], &rec)
+	i.p.engine.Process(a, &i.rec)
+	i.buf = event.Encode(i.buf[:0], &i.rec)
 	if _, err := w.Writer().Write(i.buf); err != nil {
 		i.p.counters.Skipped.Add(1)
 		i.p.log.Limitedf("alert %q skipped: event payload of %d bytes does not fit: %v", a.Rule, len(i.buf), err)

@@ -19,6 +19,7 @@ import (
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins/source"
 
 	"github.com/triage-dev/triage/pkg/config"
+	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/fields"
 	"github.com/triage-dev/triage/pkg/input"
@@ -51,6 +52,7 @@ type Plugin struct {
 	log      *logging.Logger
 	counters input.Counters
 	faults   *faults
+	engine   *engine.Engine
 
 	// Extraction cache: the last decoded event, so all fields of one
 	// event are answered from a single decode.
@@ -64,7 +66,7 @@ type Plugin struct {
 
 // New returns a plugin state with default config.
 func New() *Plugin {
-	p := &Plugin{log: logging.Default()}
+	p := &Plugin{log: logging.Default(), engine: engine.New()}
 	p.cfg.Reset()
 	return p
 }
