@@ -21,6 +21,7 @@ import (
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/fields"
 	"github.com/triage-dev/triage/pkg/input"
+	"github.com/triage-dev/triage/pkg/kb"
 )
 
 //go:embed samples/demo.jsonl
@@ -64,9 +65,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // enrichStream reads NDJSON alerts, calls emit for each good one in input
 // order, and reports bad lines on stderr with their number. It returns
 // the number of alerts and of rejected lines.
-func enrichStream(r io.Reader, name string, stderr io.Writer, emit func(rec *event.Record, raw []byte) error) (ok, bad int, err error) {
+func enrichStream(r io.Reader, name string, stderr io.Writer, emit func(eng *engine.Engine, rec *event.Record, raw []byte) error) (ok, bad int, err error) {
 	var p alert.Parser
-	eng := engine.New()
+	eng, err := engine.New()
+	if err != nil {
+		return 0, 0, err
+	}
 	var rec event.Record
 	maxLine := 16 << 20
 	readErr := input.ReadLines(context.Background(), r, name, maxLine, func(line []byte, pos input.LinePos) error {
@@ -83,7 +87,7 @@ func enrichStream(r io.Reader, name string, stderr io.Writer, emit func(rec *eve
 		}
 		eng.Process(a, &rec)
 		ok++
-		return emit(&rec, line)
+		return emit(eng, &rec, line)
 	}, func(pos input.LinePos, length int64) {
 		bad++
 		fmt.Fprintf(stderr, "%s:%d: rejected: line of %d bytes is over the %d byte limit\n", name, pos.LineNo, length, maxLine)
@@ -107,9 +111,9 @@ func cmdEnrich(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer closeIn()
 	var out bytes.Buffer
-	ok, bad, err := enrichStream(in, name, stderr, func(rec *event.Record, raw []byte) error {
+	ok, bad, err := enrichStream(in, name, stderr, func(eng *engine.Engine, rec *event.Record, raw []byte) error {
 		out.Reset()
-		if err := writeEnriched(&out, raw, rec); err != nil {
+		if err := writeEnriched(&out, raw, rec, eng.KB()); err != nil {
 			return err
 		}
 		_, err := stdout.Write(out.Bytes())
@@ -127,7 +131,7 @@ func cmdEnrich(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // writeEnriched writes the original alert object with a "triage" key added.
-func writeEnriched(w *bytes.Buffer, raw []byte, rec *event.Record) error {
+func writeEnriched(w *bytes.Buffer, raw []byte, rec *event.Record, k *kb.KB) error {
 	obj := bytes.TrimSpace(raw)
 	obj = bytes.TrimSuffix(obj, []byte("}"))
 	w.Write(obj)
@@ -135,7 +139,7 @@ func writeEnriched(w *bytes.Buffer, raw []byte, rec *event.Record) error {
 		w.WriteByte(',')
 	}
 	w.WriteString(`"triage":{`)
-	for i, nv := range fields.Values(rec) {
+	for i, nv := range fields.Values(rec, k) {
 		if i > 0 {
 			w.WriteByte(',')
 		}
@@ -182,7 +186,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "triage demo: %d embedded sample alerts through the plugin's engine\n\n", bytes.Count(demoAlerts, []byte("\n")))
 	byPriority := map[string]int{}
 	n := 0
-	_, bad, err := enrichStream(bytes.NewReader(demoAlerts), "demo", stderr, func(rec *event.Record, _ []byte) error {
+	_, bad, err := enrichStream(bytes.NewReader(demoAlerts), "demo", stderr, func(eng *engine.Engine, rec *event.Record, _ []byte) error {
 		n++
 		// Round-trip through the event payload, exactly as Falco would
 		// receive and extract it.
@@ -192,15 +196,26 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		a := &got.Alert
 		byPriority[a.Priority.String()]++
-		entity := "host " + a.Hostname
-		if f, ok := a.Field("container.id"); ok && f.Value != "" && f.Value != "host" {
-			entity = "container " + f.Value
+		vals := map[string]any{}
+		for _, nv := range fields.Values(&got, eng.KB()) {
+			vals[nv.Name] = nv.Value
 		}
-		fmt.Fprintf(stdout, "%2d. %s  %-13s rank=%d  %s\n", n, time.Unix(0, a.Time).UTC().Format("15:04:05.000"), a.Priority, uint64(a.Priority), a.Rule)
-		fmt.Fprintf(stdout, "    source=%s  %s  tags=%s\n", orDash(a.Source), entity, strings.Join(a.Tags, ","))
+		fmt.Fprintf(stdout, "%2d. %s  %-13s %s\n", n, time.Unix(0, a.Time).UTC().Format("15:04:05.000"), a.Priority, a.Rule)
+		fmt.Fprintf(stdout, "    source=%s  env=%s  host=%s\n", orDash(a.Source), str(vals["mitigation.env"]), a.Hostname)
 		if f, ok := a.Field("proc.cmdline"); ok {
 			fmt.Fprintf(stdout, "    alert.field[proc.cmdline]=%q\n", f.Value)
 		}
+		fmt.Fprintf(stdout, "    ATT&CK:      %s  (%s)  tactics=%s\n", joinList(vals["mitre.techniques"]), joinList(vals["mitre.technique.names"]), joinList(vals["mitre.tactics"]))
+		if c, ok := vals["mitre.conflict"]; ok {
+			fmt.Fprintf(stdout, "    tag conflict: %v\n", c)
+		}
+		fmt.Fprintf(stdout, "    mitigations: %s  D3FEND=%s\n", joinList(vals["mitigation.ids"]), joinList(vals["mitigation.d3fend"]))
+		fmt.Fprintf(stdout, "    playbook:    %s  [%s]\n", joinList(vals["mitigation.playbooks"]), str(vals["mitigation.safety"]))
+		fmt.Fprintf(stdout, "    action:      %s\n", str(vals["mitigation.action"]))
+		if g, ok := vals["guide.triage"]; ok {
+			fmt.Fprintf(stdout, "    triage:      %v\n", g)
+		}
+		fmt.Fprintln(stdout)
 		return nil
 	})
 	if err != nil || bad > 0 {
@@ -220,8 +235,23 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	for _, k := range keys {
 		fmt.Fprintf(stdout, " %s=%d", k, byPriority[k])
 	}
-	fmt.Fprintln(stdout, "\n\nATT&CK mapping, mitigations, risk and correlation arrive with the knowledge-base, risk and correlation work; see README.")
+	fmt.Fprintln(stdout, "\n\nRisk scores and entity correlation are not implemented yet; see README.")
 	return 0
+}
+
+func str(v any) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprint(v)
+}
+
+func joinList(v any) string {
+	l, ok := v.([]string)
+	if !ok || len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, ", ")
 }
 
 func orDash(s string) string {

@@ -36,11 +36,35 @@ const (
 	tagOutput   = 7
 	tagTag      = 8 // one section per alert tag, in order
 	tagField    = 9 // one section per output field, in order
+
+	// Knowledge-base enrichment (IDs only; names, URLs and texts are
+	// looked up by ID at extraction, so payloads stay small).
+	tagEnv        = 16
+	tagVia        = 17
+	tagTechnique  = 18 // repeated, in order
+	tagTactic     = 19 // repeated, kill-chain order
+	tagConflict   = 20
+	tagPlaybook   = 21 // repeated, primary first
+	tagMitigation = 22 // repeated
+	tagD3FEND     = 23 // repeated
 )
 
 // Record is what one event carries.
 type Record struct {
 	Alert alert.Alert
+	KB    Enrichment
+}
+
+// Enrichment is what the knowledge base said about the alert at ingest.
+type Enrichment struct {
+	Env         string   // host, container, k8s, aws, gcp, okta, github
+	Via         string   // rule_map, tags, tactic_tags, none
+	Techniques  []string // ATT&CK technique IDs
+	Tactics     []string // ATT&CK tactic IDs, kill-chain order
+	Conflict    string
+	Playbooks   []string
+	Mitigations []string // ATT&CK M-IDs
+	D3FEND      []string
 }
 
 // ErrCorrupt is returned (wrapped) for any payload that does not decode.
@@ -70,6 +94,22 @@ func Encode(dst []byte, r *Record) []byte {
 		dst = append(dst, f.Key...)
 		dst = append(dst, byte(f.Kind))
 		dst = append(dst, f.Value...)
+	}
+	e := &r.KB
+	dst = appendOptional(dst, tagEnv, e.Env)
+	dst = appendOptional(dst, tagVia, e.Via)
+	dst = appendList(dst, tagTechnique, e.Techniques)
+	dst = appendList(dst, tagTactic, e.Tactics)
+	dst = appendOptional(dst, tagConflict, e.Conflict)
+	dst = appendList(dst, tagPlaybook, e.Playbooks)
+	dst = appendList(dst, tagMitigation, e.Mitigations)
+	dst = appendList(dst, tagD3FEND, e.D3FEND)
+	return dst
+}
+
+func appendList(dst []byte, tag byte, list []string) []byte {
+	for _, s := range list {
+		dst = appendString(dst, tag, s)
 	}
 	return dst
 }
@@ -126,6 +166,22 @@ func Decode(data []byte, r *Record) error {
 				return err
 			}
 			a.Fields = append(a.Fields, f)
+		case tagEnv:
+			r.KB.Env = string(body)
+		case tagVia:
+			r.KB.Via = string(body)
+		case tagTechnique:
+			r.KB.Techniques = append(r.KB.Techniques, string(body))
+		case tagTactic:
+			r.KB.Tactics = append(r.KB.Tactics, string(body))
+		case tagConflict:
+			r.KB.Conflict = string(body)
+		case tagPlaybook:
+			r.KB.Playbooks = append(r.KB.Playbooks, string(body))
+		case tagMitigation:
+			r.KB.Mitigations = append(r.KB.Mitigations, string(body))
+		case tagD3FEND:
+			r.KB.D3FEND = append(r.KB.D3FEND, string(body))
 		default:
 			// a section from a newer writer: skip it
 		}

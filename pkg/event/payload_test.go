@@ -22,6 +22,9 @@ func sampleRecord() *Record {
 			{Key: "user.loginuid", Kind: alert.KindNumber, Value: "-1"},
 			{Key: "", Kind: alert.KindString, Value: ""},
 		},
+	}, KB: Enrichment{
+		Env: "container", Via: "rule_map", Techniques: []string{"T1620"}, Tactics: []string{"TA0005"},
+		Conflict: "why", Playbooks: []string{"TRG-SYS-MEMFD-EXEC", "TRG-X-Y"}, Mitigations: []string{"M1040"}, D3FEND: []string{"D3-PSA"},
 	}}
 }
 

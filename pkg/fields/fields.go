@@ -11,6 +11,7 @@ import (
 
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/event"
+	"github.com/triage-dev/triage/pkg/kb"
 )
 
 // Falco field types used by triage.
@@ -32,37 +33,49 @@ type Def struct {
 	KeyArg bool
 	// Value answers the field for one record. ok=false means "no value"
 	// (Falco then treats the field as absent), never an error.
-	Value func(r *event.Record, key string) (v any, ok bool)
+	Value func(r *event.Record, k *kb.KB, key string) (v any, ok bool)
 }
 
-var defs = []Def{
+// defs is the field list; a field's ID is its index, so new fields are
+// appended, never inserted.
+var defs = concat(alertDefs, knowledgeDefs)
+
+func concat(lists ...[]Def) []Def {
+	var out []Def
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+var alertDefs = []Def{
 	{Name: "alert.rule", Type: TypeString, Display: "Rule",
 		Desc:  "Name of the Falco rule that raised the alert.",
-		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Rule) }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.Alert.Rule) }},
 	{Name: "alert.priority", Type: TypeString, Display: "Priority",
 		Desc:  "Priority of the alert in Falco's casing (Emergency, Alert, Critical, Error, Warning, Notice, Informational, Debug), whatever casing the input used.",
-		Value: func(r *event.Record, _ string) (any, bool) { return r.Alert.Priority.String(), true }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return r.Alert.Priority.String(), true }},
 	{Name: "alert.priority.rank", Type: TypeUint64, Display: "Priority rank",
 		Desc:  "Priority as a number, higher is more severe: Debug 0, Informational 1, Notice 2, Warning 3, Error 4, Critical 5, Alert 6, Emergency 7.",
-		Value: func(r *event.Record, _ string) (any, bool) { return uint64(r.Alert.Priority), true }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return uint64(r.Alert.Priority), true }},
 	{Name: "alert.source", Type: TypeString, Display: "Alert source",
 		Desc:  "Event source of the original alert (syscall, k8s_audit, aws_cloudtrail, …).",
-		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Source) }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.Alert.Source) }},
 	{Name: "alert.hostname", Type: TypeString, Display: "Hostname",
 		Desc:  "Hostname of the Falco instance that raised the alert.",
-		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Hostname) }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.Alert.Hostname) }},
 	{Name: "alert.time", Type: TypeAbsTime, Display: "Alert time",
 		Desc:  "Time of the original alert (also the timestamp of the triage event).",
-		Value: func(r *event.Record, _ string) (any, bool) { return time.Unix(0, r.Alert.Time), true }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return time.Unix(0, r.Alert.Time), true }},
 	{Name: "alert.uuid", Type: TypeString, Display: "Alert UUID",
 		Desc:  "UUID that Falcosidekick adds to each alert; no value for alerts straight from Falco.",
-		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.UUID) }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.Alert.UUID) }},
 	{Name: "alert.output", Type: TypeString, Display: "Alert output",
 		Desc:  "Formatted output line of the original alert.",
-		Value: func(r *event.Record, _ string) (any, bool) { return nonEmpty(r.Alert.Output) }},
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.Alert.Output) }},
 	{Name: "alert.tags", Type: TypeString, List: true, Display: "Alert tags",
 		Desc: "Tags of the rule that raised the alert.",
-		Value: func(r *event.Record, _ string) (any, bool) {
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) {
 			if len(r.Alert.Tags) == 0 {
 				return nil, false
 			}
@@ -70,7 +83,7 @@ var defs = []Def{
 		}},
 	{Name: "alert.field", Type: TypeString, KeyArg: true, Display: "Alert output field",
 		Desc: "Value of one output field of the original alert, by its key, e.g. alert.field[proc.exepath]. Numbers in decimal as written, booleans as true/false, arrays and objects as compact JSON text; null or absent keys have no value.",
-		Value: func(r *event.Record, key string) (any, bool) {
+		Value: func(r *event.Record, _ *kb.KB, key string) (any, bool) {
 			f, ok := r.Alert.Field(key)
 			if !ok || f.Kind == alert.KindNull {
 				return nil, false
@@ -134,13 +147,13 @@ type NamedValue struct {
 // Values returns every field that has a value for r, in field-list order.
 // Fields that need a key argument are left out: their keys come from the
 // alert itself.
-func Values(r *event.Record) []NamedValue {
+func Values(r *event.Record, k *kb.KB) []NamedValue {
 	out := make([]NamedValue, 0, len(defs))
 	for i := range defs {
 		if defs[i].KeyArg {
 			continue
 		}
-		if v, ok := defs[i].Value(r, ""); ok {
+		if v, ok := defs[i].Value(r, k, ""); ok {
 			out = append(out, NamedValue{Name: defs[i].Name, Value: v})
 		}
 	}

@@ -66,7 +66,7 @@ type Plugin struct {
 
 // New returns a plugin state with default config.
 func New() *Plugin {
-	p := &Plugin{log: logging.Default(), engine: engine.New()}
+	p := &Plugin{log: logging.Default()}
 	p.cfg.Reset()
 	return p
 }
@@ -104,6 +104,9 @@ func (p *Plugin) Init(cfg string) (err error) {
 		return err
 	}
 	p.cfg = c
+	if p.engine, err = engine.New(); err != nil {
+		return fmt.Errorf("knowledge base: %w", err)
+	}
 	return nil
 }
 
@@ -181,7 +184,7 @@ func (p *Plugin) Extract(req sdk.ExtractRequest, evt sdk.EventReader) (err error
 		}
 		key = req.ArgKey()
 	}
-	if v, ok := d.Value(rec, key); ok {
+	if v, ok := d.Value(rec, p.engine.KB(), key); ok {
 		req.SetValue(v)
 	}
 	return nil

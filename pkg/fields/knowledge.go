@@ -1,0 +1,161 @@
+package fields
+
+import (
+	"github.com/triage-dev/triage/pkg/event"
+	"github.com/triage-dev/triage/pkg/kb"
+)
+
+// knowledgeDefs answer from the knowledge-base enrichment in the payload.
+// The payload carries IDs; names, texts and URLs are looked up here.
+var knowledgeDefs = []Def{
+	{Name: "mitre.techniques", Type: TypeString, List: true, Display: "ATT&CK techniques",
+		Desc: "ATT&CK technique IDs of the alert's rule: from triage's rule map, else from the rule's tags (T1234, T1234.001, T1562-impair-defenses).",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.KB.Techniques) }},
+	{Name: "mitre.technique.names", Type: TypeString, List: true, Display: "ATT&CK technique names",
+		Desc: "Names of mitre.techniques, in the same order (the ID itself for a technique the knowledge base does not know).",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			return mapList(r.KB.Techniques, func(id string) string {
+				if t, ok := k.Technique(id); ok {
+					return t.Name
+				}
+				return id
+			})
+		}},
+	{Name: "mitre.tactics", Type: TypeString, List: true, Display: "ATT&CK tactics",
+		Desc: "ATT&CK tactic shortnames in kill-chain order (e.g. execution, defense-evasion), from the techniques, else from TA#### and mitre_* tags.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			return mapList(r.KB.Tactics, func(id string) string {
+				if t, ok := k.TacticByID(id); ok {
+					return t.Shortname
+				}
+				return id
+			})
+		}},
+	{Name: "mitre.tactic.ids", Type: TypeString, List: true, Display: "ATT&CK tactic IDs",
+		Desc:  "ATT&CK tactic IDs (TA####) in kill-chain order.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.KB.Tactics) }},
+	{Name: "mitre.conflict", Type: TypeString, Display: "ATT&CK tag conflict",
+		Desc:  "Why the rule's upstream ATT&CK tags disagree with triage's mapping; no value when they agree.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.KB.Conflict) }},
+	{Name: "mitre.mapping", Type: TypeString, Display: "ATT&CK mapping source",
+		Desc:  "Where the mapping came from: rule_map (triage's knowledge base), tags (technique tags of a custom rule), tactic_tags (tactic tags only) or none.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.KB.Via) }},
+	{Name: "mitre.version", Type: TypeString, Display: "ATT&CK version",
+		Desc:  "ATT&CK release of the knowledge base (" + kb.AttackVersion + ").",
+		Value: func(*event.Record, *kb.KB, string) (any, bool) { return kb.AttackVersion, true }},
+	{Name: "mitigation.ids", Type: TypeString, List: true, Display: "Mitigation IDs",
+		Desc:  "ATT&CK mitigation IDs (M####) the playbooks apply; for a custom rule without a playbook, the techniques' own mitigations.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.KB.Mitigations) }},
+	{Name: "mitigation.names", Type: TypeString, List: true, Display: "Mitigation names",
+		Desc: "Names of mitigation.ids, in the same order.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			return mapList(r.KB.Mitigations, func(id string) string {
+				if m, ok := k.Mitigation(id); ok {
+					return m.Name
+				}
+				return id
+			})
+		}},
+	{Name: "mitigation.d3fend", Type: TypeString, List: true, Display: "D3FEND countermeasures",
+		Desc:  "D3FEND countermeasure IDs (D3-…) for the alert's techniques.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.KB.D3FEND) }},
+	{Name: "mitigation.playbooks", Type: TypeString, List: true, Display: "Playbooks",
+		Desc:  "IDs of triage's playbooks for the alert (TRG-…), primary first; `triage explain ID` prints one.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.KB.Playbooks) }},
+	{Name: "mitigation.env", Type: TypeString, Display: "Environment",
+		Desc:  "Environment the guidance is for: host, container, k8s (from k8s.* fields or the k8s_audit source), or the cloud source (aws, gcp, okta, github).",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return nonEmpty(r.KB.Env) }},
+	{Name: "mitigation.action", Type: TypeString, Display: "Primary action",
+		Desc: "The primary playbook's one-line action for this environment.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			if v := primaryVariant(r, k); v != nil {
+				return v.Action, true
+			}
+			return nil, false
+		}},
+	{Name: "mitigation.safety", Type: TypeString, Display: "Safety class",
+		Desc: "Most severe safety class among the primary playbook's steps for this environment: investigate < contain < harden < destructive.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			if v := primaryVariant(r, k); v != nil {
+				return mostSevere(v), true
+			}
+			return nil, false
+		}},
+	{Name: "mitigation.url", Type: TypeString, Display: "Mitigation URL",
+		Desc: "ATT&CK page of the first mitigation, else of the first technique.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) {
+			switch {
+			case len(r.KB.Mitigations) > 0:
+				return kb.MitigationURL(r.KB.Mitigations[0]), true
+			case len(r.KB.Techniques) > 0:
+				return kb.TechniqueURL(r.KB.Techniques[0]), true
+			}
+			return nil, false
+		}},
+	{Name: "guide.triage", Type: TypeString, Display: "First triage step",
+		Desc: "First investigation step for the rule, from the knowledge base.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			if m, ok := k.Rule(r.Alert.Rule); ok && r.KB.Via == kb.ViaRuleMap {
+				return nonEmpty(m.Triage)
+			}
+			return nil, false
+		}},
+	{Name: "guide.false_positives", Type: TypeString, List: true, Display: "Known false positives",
+		Desc: "Known benign causes of the rule and how to recognise them.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			if m, ok := k.Rule(r.Alert.Rule); ok && r.KB.Via == kb.ViaRuleMap {
+				return list(m.FalsePositives)
+			}
+			return nil, false
+		}},
+	{Name: "response.reversible", Type: TypeBool, Display: "Response reversible",
+		Desc: "True when no step of the primary playbook for this environment is destructive, so the response can be undone.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			if v := primaryVariant(r, k); v != nil {
+				return mostSevere(v) != kb.SafetyDestructive, true
+			}
+			return nil, false
+		}},
+}
+
+func list(l []string) (any, bool) {
+	if len(l) == 0 {
+		return nil, false
+	}
+	return l, true
+}
+
+func mapList(ids []string, f func(string) string) (any, bool) {
+	if len(ids) == 0 {
+		return nil, false
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = f(id)
+	}
+	return out, true
+}
+
+func primaryVariant(r *event.Record, k *kb.KB) *kb.Variant {
+	if len(r.KB.Playbooks) == 0 {
+		return nil
+	}
+	p, ok := k.Playbook(r.KB.Playbooks[0])
+	if !ok {
+		return nil
+	}
+	_, v := p.Variant(r.KB.Env)
+	return v
+}
+
+var severity = map[string]int{kb.SafetyInvestigate: 0, kb.SafetyContain: 1, kb.SafetyHarden: 2, kb.SafetyDestructive: 3}
+
+func mostSevere(v *kb.Variant) string {
+	worst := kb.SafetyInvestigate
+	for _, s := range v.Steps {
+		if severity[s.Safety] > severity[worst] {
+			worst = s.Safety
+		}
+	}
+	return worst
+}
