@@ -9,7 +9,7 @@ import (
 // The payload carries IDs; names, texts and URLs are looked up here.
 var knowledgeDefs = []Def{
 	{Name: "mitre.techniques", Type: TypeString, List: true, Display: "ATT&CK techniques",
-		Desc: "ATT&CK technique IDs of the alert's rule: from triage's rule map, else from the rule's tags (T1234, T1234.001, T1562-impair-defenses).",
+		Desc:  "ATT&CK technique IDs of the alert's rule: from triage's rule map, else from the rule's tags (T1234, T1234.001, T1562-impair-defenses).",
 		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.KB.Techniques) }},
 	{Name: "mitre.technique.names", Type: TypeString, List: true, Display: "ATT&CK technique names",
 		Desc: "Names of mitre.techniques, in the same order (the ID itself for a technique the knowledge base does not know).",
