@@ -37,15 +37,53 @@ func checkPlaceholders(text string, shell bool) []string {
 	if len(locs) == 0 {
 		return errs
 	}
-	if shell && strings.Contains(text, "<<") {
-		errs = append(errs, "placeholders cannot be used in a command with a here-document")
+	var bodies [][2]int
+	if shell {
+		bodies = hereDocBodies(text)
 	}
 	for _, loc := range locs {
+		for _, b := range bodies {
+			if loc[0] >= b[0] && loc[0] < b[1] {
+				errs = append(errs, fmt.Sprintf("placeholder %s is inside a here-document; assign it to a variable before the here-document instead", text[loc[0]:loc[1]]))
+			}
+		}
 		if q := quoteStateAt(text, loc[0], shell); q != 0 {
 			errs = append(errs, fmt.Sprintf("placeholder %s is inside %c quotes; write it bare, it is quoted when filled in", text[loc[0]:loc[1]], q))
 		}
 	}
 	return errs
+}
+
+var hereDocStart = regexp.MustCompile(`<<-?\s*(?:'([^']+)'|"([^"]+)"|\\?([A-Za-z_][A-Za-z0-9_]*))`)
+
+// hereDocBodies returns the byte ranges of here-document bodies: from the
+// line after the one that opens them to their terminator line.
+func hereDocBodies(s string) [][2]int {
+	var out [][2]int
+	lines := strings.SplitAfter(s, "\n")
+	pos := 0
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		pos += len(line)
+		m := hereDocStart.FindStringSubmatch(line)
+		if m == nil || strings.Contains(line, "<<<") {
+			continue
+		}
+		delim := m[1] + m[2] + m[3]
+		start := pos
+		end := len(s)
+		for j := i + 1; j < len(lines); j++ {
+			if strings.TrimSpace(lines[j]) == delim {
+				end = pos
+				i = j
+				pos += len(lines[j])
+				break
+			}
+			pos += len(lines[j])
+		}
+		out = append(out, [2]int{start, end})
+	}
+	return out
 }
 
 // quoteStateAt returns the quote character open at position pos (0 when

@@ -49,6 +49,7 @@ func TestCheckTemplate(t *testing.T) {
 		"echo 'literal' {{proc.name}} \"text\"",
 		"# a comment with 'quote\nls {{fd.name}}",
 		"grep -F -- {{fd.name}} /var/log/x # it's fine",
+		"repo={{github.repo.name}}\ngh api -X PATCH \"repos/$repo\" --input - <<'EOF'\n{\"a\": 1}\nEOF\necho {{proc.name}}",
 	}
 	for _, c := range ok {
 		assert.Empty(t, CheckTemplate(c), c)
@@ -58,6 +59,7 @@ func TestCheckTemplate(t *testing.T) {
 		`echo "{{proc.name}}"`,
 		`echo "prefix {{proc.name}} suffix"`,
 		"cat <<EOF\n{{proc.name}}\nEOF",
+		"cat <<-'END'\n\tx {{proc.name}}\n\tEND",
 		"echo {{proc.name}",
 		"echo {{ proc.name }}",
 	}
