@@ -73,7 +73,10 @@ type Step struct {
 	Safety  string `yaml:"safety"`
 	Command string `yaml:"command"`
 	YAML    string `yaml:"yaml"`
-	Note    string `yaml:"note"`
+	// Lang says what the yaml snippet is when it is not YAML or JSON
+	// (conf: rsyslog/fstab/systemd style config; text: anything else).
+	Lang string `yaml:"lang"`
+	Note string `yaml:"note"`
 }
 
 type Variant struct {
@@ -217,69 +220,49 @@ func (k *KB) merge(name string, f *file) error {
 	}
 	for i := range f.Techniques {
 		t := &f.Techniques[i]
-		if err := mergeOne(k.techniques, k.origin, "technique", t.ID, t, name, techniqueEqual); err != nil {
+		if err := mergeOne(k.techniques, k.origin, "technique", t.ID, t, name); err != nil {
 			return err
 		}
 	}
 	for i := range f.Mitigations {
 		m := &f.Mitigations[i]
-		if err := mergeOne(k.mitigations, k.origin, "mitigation", m.ID, m, name, func(a, b *Mitigation) bool { return *a == *b }); err != nil {
+		if err := mergeOne(k.mitigations, k.origin, "mitigation", m.ID, m, name); err != nil {
 			return err
 		}
 	}
 	for i := range f.D3FEND {
 		d := &f.D3FEND[i]
-		if err := mergeOne(k.d3fend, k.origin, "d3fend", d.ID, d, name, func(a, b *D3FEND) bool { return *a == *b }); err != nil {
+		if err := mergeOne(k.d3fend, k.origin, "d3fend", d.ID, d, name); err != nil {
 			return err
 		}
 	}
 	for i := range f.Playbooks {
 		p := &f.Playbooks[i]
-		if err := mergeOne(k.playbooks, k.origin, "playbook", p.ID, p, name, nil); err != nil {
+		if err := mergeOne(k.playbooks, k.origin, "playbook", p.ID, p, name); err != nil {
 			return err
 		}
 	}
 	for i := range f.Rules {
 		r := &f.Rules[i]
-		if err := mergeOne(k.rules, k.origin, "rule", r.Rule, r, name, nil); err != nil {
+		if err := mergeOne(k.rules, k.origin, "rule", r.Rule, r, name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mergeOne adds v under id; a second definition is allowed only when equal
-// says it is identical (catalogue entries shared between files).
-func mergeOne[T any](m map[string]*T, origin map[string]string, kind, id string, v *T, file string, equal func(a, b *T) bool) error {
+// mergeOne adds v under id; every entry is defined exactly once, so two
+// files can never disagree about a technique or a playbook.
+func mergeOne[T any](m map[string]*T, origin map[string]string, kind, id string, v *T, file string) error {
 	if id == "" {
 		return fmt.Errorf("kb: %s: a %s has no id", file, kind)
 	}
-	if prev, ok := m[id]; ok {
-		if equal != nil && equal(prev, v) {
-			return nil
-		}
-		return fmt.Errorf("kb: %s: %s %q is already defined differently in %s", file, kind, id, origin[kind+" "+id])
+	if _, ok := m[id]; ok {
+		return fmt.Errorf("kb: %s: %s %q is already defined in %s", file, kind, id, origin[kind+" "+id])
 	}
 	m[id] = v
 	origin[kind+" "+id] = file
 	return nil
-}
-
-func techniqueEqual(a, b *Technique) bool {
-	return a.ID == b.ID && a.Name == b.Name && equalStrings(a.Tactics, b.Tactics) &&
-		equalStrings(a.Mitigations, b.Mitigations) && equalStrings(a.D3FEND, b.D3FEND)
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Technique returns a technique by ATT&CK ID.

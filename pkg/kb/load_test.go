@@ -95,7 +95,7 @@ func TestLoadRejects(t *testing.T) {
 		file, data, mention string
 	}{
 		"unknown key":           {"x.yaml", "techniques:\n  - {id: T1105, name: Ingress Tool Transfer, tactics: [command-and-control], mitigations: [], d3fend: [], extra: 1}\n", "extra"},
-		"differing duplicate":   {"x.yaml", "techniques:\n  - {id: T1620, name: Reflective Loading, tactics: [defense-evasion], mitigations: [], d3fend: []}\n", "already defined differently"},
+		"duplicate technique":   {"x.yaml", "techniques:\n  - {id: T1620, name: Reflective Code Loading, tactics: [defense-evasion], mitigations: [], d3fend: []}\n", "already defined in attack.yaml"},
 		"unknown tactic":        {"x.yaml", "techniques:\n  - {id: T1105, name: Ingress Tool Transfer, tactics: [c2], mitigations: [], d3fend: []}\n", "unknown tactic"},
 		"missing parent":        {"x.yaml", "techniques:\n  - {id: T1552.007, name: Container API, tactics: [credential-access], mitigations: [], d3fend: []}\n", "parent T1552"},
 		"unknown mitigation":    {"x.yaml", "techniques:\n  - {id: T1105, name: Ingress Tool Transfer, tactics: [command-and-control], mitigations: [M9999], d3fend: []}\n", "M9999"},

@@ -185,6 +185,13 @@ func TestPlaceholdersExistInRuleOutputs(t *testing.T) {
 			continue
 		}
 		have := map[string]bool{"alert.hostname": true, "alert.rule": true, "alert.source": true}
+		if u.Source == "syscall" {
+			// Falco (with the container plugin) adds these to every
+			// syscall alert; all 97 syscall samples carry them.
+			for _, k := range []string{"container.id", "container.name", "container.image.repository", "k8s.ns.name", "k8s.pod.name"} {
+				have[k] = true
+			}
+		}
 		for _, f := range u.OutputFields {
 			have[f] = true
 		}
@@ -249,7 +256,7 @@ func TestPlaybookCommandsParse(t *testing.T) {
 			}
 			for i, s := range steps {
 				where := fmt.Sprintf("%s/%s step %d (%s)", p.ID, env, i+1, s.Title)
-				if s.YAML != "" {
+				if s.YAML != "" && (s.Lang == "" || s.Lang == "yaml" || s.Lang == "json") {
 					var doc any
 					assert.NoError(t, yaml.Unmarshal([]byte(RenderYAML(s.YAML, dummy)), &doc), "%s: yaml", where)
 				}

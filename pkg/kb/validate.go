@@ -233,5 +233,10 @@ func ValidateStep(s *Step) []string {
 	if s.YAML != "" {
 		errs = append(errs, checkPlaceholders(s.YAML, false)...)
 	}
+	switch s.Lang {
+	case "", "yaml", "json", "conf", "text":
+	default:
+		errs = append(errs, fmt.Sprintf("lang %q is not one of yaml, json, conf, text", s.Lang))
+	}
 	return errs
 }
