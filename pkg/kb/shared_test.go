@@ -281,3 +281,57 @@ func TestPlaybookCommandsParse(t *testing.T) {
 	}
 	assert.Positive(t, n)
 }
+
+// Every rule maps to a technique and a playbook and, when ATT&CK lists a
+// mitigation for any of its techniques, to at least one M-ID.
+func TestEveryRuleHasMitigationsWhereATTACKHasThem(t *testing.T) {
+	k := embeddedKB(t)
+	for _, u := range upstreamRules(t) {
+		res := k.Resolve(u.Name, u.Tags)
+		if !assert.Equal(t, ViaRuleMap, res.Via, u.Name) {
+			continue
+		}
+		assert.NotEmpty(t, res.Techniques, u.Name)
+		assert.NotEmpty(t, res.Playbooks, u.Name)
+		attackHasOne := false
+		for _, id := range res.Techniques {
+			te, _ := k.Technique(id)
+			attackHasOne = attackHasOne || len(te.Mitigations) > 0
+		}
+		if attackHasOne {
+			assert.NotEmpty(t, res.Mitigations, "rule %q: ATT&CK lists mitigations for %v but the playbooks %v apply none", u.Name, res.Techniques, res.Playbooks)
+		}
+	}
+}
+
+// Every command template of the knowledge base, filled with hostile values,
+// still parses and carries each value only as one shell-quoted word.
+func TestHostileValuesStayQuotedInEveryCommand(t *testing.T) {
+	k := embeddedKB(t)
+	hostile := "$(reboot)`id`'\"; rm -rf / #\nnext"
+	quoted := ShellQuote(hostile)
+	require.NotEqual(t, hostile, quoted)
+	n := 0
+	for _, p := range k.Playbooks() {
+		for env, v := range p.Variants {
+			steps := append([]Step{}, v.Steps...)
+			if v.Verify != nil {
+				steps = append(steps, *v.Verify)
+			}
+			for i, s := range steps {
+				keys := Placeholders(s.Command)
+				if len(keys) == 0 {
+					continue
+				}
+				n++
+				cmd := RenderCommand(s.Command, func(string) (string, bool) { return hostile, true })
+				assert.Equal(t, len(keys), strings.Count(cmd, quoted), "%s/%s step %d", p.ID, env, i+1)
+				assert.NotContains(t, strings.ReplaceAll(cmd, quoted, ""), "$(reboot)", "%s/%s step %d", p.ID, env, i+1)
+				out, err := exec.Command("bash", "-n", "-c", cmd).CombinedOutput()
+				assert.NoError(t, err, "%s/%s step %d: %s", p.ID, env, i+1, out)
+			}
+		}
+	}
+	assert.Positive(t, n)
+	t.Logf("%d command templates with placeholders checked", n)
+}
