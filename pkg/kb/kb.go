@@ -348,6 +348,16 @@ func D3FENDURL(d *D3FEND) string {
 	return "https://d3fend.mitre.org/technique/d3f:" + strings.ReplaceAll(d.Name, " ", "") + "/"
 }
 
+// AllSteps returns the steps followed by the verify step.
+func (v *Variant) AllSteps() []Step {
+	steps := make([]Step, 0, len(v.Steps)+1)
+	steps = append(steps, v.Steps...)
+	if v.Verify != nil {
+		steps = append(steps, *v.Verify)
+	}
+	return steps
+}
+
 // Variant picks the playbook variant for env, falling back to the closest
 // environment a playbook covers (a pod is also a container on a host).
 func (p *Playbook) Variant(env string) (string, *Variant) {

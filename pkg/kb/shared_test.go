@@ -221,12 +221,8 @@ func TestPlaceholdersExistInRuleOutputs(t *testing.T) {
 
 func missingKeys(rule, pid, env string, v *Variant, have map[string]bool) []string {
 	var out []string
-	steps := append([]Step{}, v.Steps...)
-	if v.Verify != nil {
-		steps = append(steps, *v.Verify)
-	}
 	seen := map[string]bool{}
-	for _, s := range steps {
+	for _, s := range v.AllSteps() {
 		for _, key := range append(Placeholders(s.Command), Placeholders(s.YAML)...) {
 			if !have[key] && !seen[key] {
 				seen[key] = true
@@ -250,11 +246,7 @@ func TestPlaybookCommandsParse(t *testing.T) {
 	n := 0
 	for _, p := range k.Playbooks() {
 		for env, v := range p.Variants {
-			steps := append([]Step{}, v.Steps...)
-			if v.Verify != nil {
-				steps = append(steps, *v.Verify)
-			}
-			for i, s := range steps {
+			for i, s := range v.AllSteps() {
 				where := fmt.Sprintf("%s/%s step %d (%s)", p.ID, env, i+1, s.Title)
 				if s.YAML != "" && (s.Lang == "" || s.Lang == "yaml" || s.Lang == "json") {
 					var doc any
@@ -314,11 +306,7 @@ func TestHostileValuesStayQuotedInEveryCommand(t *testing.T) {
 	n := 0
 	for _, p := range k.Playbooks() {
 		for env, v := range p.Variants {
-			steps := append([]Step{}, v.Steps...)
-			if v.Verify != nil {
-				steps = append(steps, *v.Verify)
-			}
-			for i, s := range steps {
+			for i, s := range v.AllSteps() {
 				keys := Placeholders(s.Command)
 				if len(keys) == 0 {
 					continue
