@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/triage-dev/triage/pkg/alert"
+	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/fields"
@@ -67,7 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the number of alerts and of rejected lines.
 func enrichStream(r io.Reader, name string, stderr io.Writer, emit func(eng *engine.Engine, rec *event.Record, raw []byte) error) (ok, bad int, err error) {
 	var p alert.Parser
-	eng, err := engine.New()
+	eng, err := engine.New(config.Default())
 	if err != nil {
 		return 0, 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/invopop/jsonschema"
@@ -31,6 +32,26 @@ type Config struct {
 	StatsIntervalSec int     `json:"statsIntervalSec" jsonschema:"title=Stats log interval (s),description=How often counters of received and dropped alerts are logged when they changed; 0 turns the periodic log off,default=60,minimum=0,maximum=86400"`
 	Webhook          Webhook `json:"webhook" jsonschema:"title=Webhook input"`
 	Follow           Follow  `json:"follow" jsonschema:"title=File follow input"`
+	Risk             Risk    `json:"risk" jsonschema:"title=Risk scoring"`
+}
+
+// Risk configures scoring: which namespaces count as critical and how
+// critical each asset is (docs/risk-model.md).
+type Risk struct {
+	CriticalNamespaces   []string `json:"criticalNamespaces" jsonschema:"title=Critical namespaces,description=Kubernetes namespaces (glob patterns) whose alerts get the critical_namespace factor,default=kube-system"`
+	DefaultCriticality   string   `json:"defaultCriticality" jsonschema:"title=Default asset criticality,description=Criticality of assets no pattern matches,enum=low,enum=medium,enum=high,enum=extreme,default=medium"`
+	CustomRuleConfidence int      `json:"customRuleConfidence" jsonschema:"title=Custom rule confidence,description=Confidence (percent) for rules the knowledge base does not know,default=70,minimum=1,maximum=100"`
+	Assets               []Asset  `json:"assets" jsonschema:"title=Asset criticality,description=Patterns naming assets and their criticality; the highest criticality among matching entries applies"`
+}
+
+// Asset gives a criticality to the hosts, namespaces, images and cloud
+// accounts its glob patterns match.
+type Asset struct {
+	Hosts       []string `json:"hosts,omitempty" jsonschema:"description=Glob patterns for alert.hostname"`
+	Namespaces  []string `json:"namespaces,omitempty" jsonschema:"description=Glob patterns for the Kubernetes namespace (k8s.ns.name or ka.target.namespace)"`
+	Images      []string `json:"images,omitempty" jsonschema:"description=Glob patterns for the container image repository"`
+	Accounts    []string `json:"accounts,omitempty" jsonschema:"description=Glob patterns for cloud accounts: AWS account ID, GCP project ID, GitHub organization"`
+	Criticality string   `json:"criticality" jsonschema:"enum=low,enum=medium,enum=high,enum=extreme"`
 }
 
 // Webhook configures the http:// input.
@@ -62,6 +83,11 @@ func (c *Config) Reset() {
 		Follow: Follow{
 			StartAt:        "end",
 			PollIntervalMs: 250,
+		},
+		Risk: Risk{
+			CriticalNamespaces:   []string{"kube-system"},
+			DefaultCriticality:   "medium",
+			CustomRuleConfidence: 70,
 		},
 	}
 }
@@ -156,6 +182,60 @@ func (c *Config) Validate() error {
 	case "end", "beginning":
 	default:
 		return fmt.Errorf("init_config: key \"follow.startAt\": %q is not one of end, beginning", c.Follow.StartAt)
+	}
+	return c.Risk.validate()
+}
+
+// Criticalities are the asset criticality levels, lowest first.
+var Criticalities = []string{"low", "medium", "high", "extreme"}
+
+func validCriticality(s string) bool {
+	for _, c := range Criticalities {
+		if c == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Risk) validate() error {
+	if !validCriticality(r.DefaultCriticality) {
+		return fmt.Errorf("init_config: key \"risk.defaultCriticality\": %q is not one of %s", r.DefaultCriticality, strings.Join(Criticalities, ", "))
+	}
+	if r.CustomRuleConfidence < 1 || r.CustomRuleConfidence > 100 {
+		return fmt.Errorf("init_config: key \"risk.customRuleConfidence\": %d is out of range [1, 100]", r.CustomRuleConfidence)
+	}
+	if err := checkPatterns("risk.criticalNamespaces", r.CriticalNamespaces); err != nil {
+		return err
+	}
+	for i, a := range r.Assets {
+		key := fmt.Sprintf("risk.assets[%d]", i)
+		if !validCriticality(a.Criticality) {
+			return fmt.Errorf("init_config: key %q: criticality %q is not one of %s", key+".criticality", a.Criticality, strings.Join(Criticalities, ", "))
+		}
+		if len(a.Hosts)+len(a.Namespaces)+len(a.Images)+len(a.Accounts) == 0 {
+			return fmt.Errorf("init_config: key %q: give at least one of hosts, namespaces, images, accounts", key)
+		}
+		for _, f := range []struct {
+			name string
+			pats []string
+		}{{"hosts", a.Hosts}, {"namespaces", a.Namespaces}, {"images", a.Images}, {"accounts", a.Accounts}} {
+			if err := checkPatterns(key+"."+f.name, f.pats); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkPatterns(key string, pats []string) error {
+	for _, p := range pats {
+		if p == "" {
+			return fmt.Errorf("init_config: key %q: empty pattern", key)
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("init_config: key %q: bad glob pattern %q: %v", key, p, err)
+		}
 	}
 	return nil
 }

@@ -6,25 +6,28 @@ package engine
 
 import (
 	"github.com/triage-dev/triage/pkg/alert"
+	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/kb"
+	"github.com/triage-dev/triage/pkg/risk"
 )
 
 // Engine processes alerts in arrival order. Not safe for concurrent use:
 // Falco drives one plugin instance from one thread, and the CLI is serial.
 type Engine struct {
-	kb *kb.KB
+	kb   *kb.KB
+	risk *risk.Scorer
 }
 
 // New returns an engine using the embedded knowledge base. The error can
 // only come from a knowledge base that fails validation, which the tests
 // rule out; callers still report it rather than panic.
-func New() (*Engine, error) {
+func New(cfg config.Config) (*Engine, error) {
 	k, err := kb.Default()
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{kb: k}, nil
+	return &Engine{kb: k, risk: risk.NewScorer(cfg.Risk)}, nil
 }
 
 // KB returns the knowledge base the engine uses.
@@ -48,4 +51,6 @@ func (e *Engine) Process(a *alert.Alert, rec *event.Record) {
 		Mitigations: res.Mitigations,
 		D3FEND:      res.D3FEND,
 	}
+	r := e.risk.Score(risk.Input{Alert: a, Tactics: res.Tactics, KnownRule: res.Via == kb.ViaRuleMap})
+	rec.Risk = event.Risk{Scored: true, Score: uint8(r.Score), Factors: r.Factors}
 }

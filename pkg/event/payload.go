@@ -47,12 +47,24 @@ const (
 	tagPlaybook   = 21 // repeated, primary first
 	tagMitigation = 22 // repeated
 	tagD3FEND     = 23 // repeated
+
+	// Risk computed at ingest.
+	tagRiskScore  = 24 // 1 byte, 0..100
+	tagRiskFactor = 25 // repeated, in order of application
 )
 
 // Record is what one event carries.
 type Record struct {
 	Alert alert.Alert
 	KB    Enrichment
+	Risk  Risk
+}
+
+// Risk is the alert's score and the factors behind it (docs/risk-model.md).
+type Risk struct {
+	Scored  bool
+	Score   uint8 // 0..100
+	Factors []string
 }
 
 // Enrichment is what the knowledge base said about the alert at ingest.
@@ -104,6 +116,10 @@ func Encode(dst []byte, r *Record) []byte {
 	dst = appendList(dst, tagPlaybook, e.Playbooks)
 	dst = appendList(dst, tagMitigation, e.Mitigations)
 	dst = appendList(dst, tagD3FEND, e.D3FEND)
+	if r.Risk.Scored {
+		dst = append(dst, tagRiskScore, 1, r.Risk.Score)
+		dst = appendList(dst, tagRiskFactor, r.Risk.Factors)
+	}
 	return dst
 }
 
@@ -182,6 +198,13 @@ func Decode(data []byte, r *Record) error {
 			r.KB.Mitigations = append(r.KB.Mitigations, string(body))
 		case tagD3FEND:
 			r.KB.D3FEND = append(r.KB.D3FEND, string(body))
+		case tagRiskScore:
+			if len(body) != 1 || body[0] > 100 {
+				return fmt.Errorf("%w: bad risk score section", ErrCorrupt)
+			}
+			r.Risk.Scored, r.Risk.Score = true, body[0]
+		case tagRiskFactor:
+			r.Risk.Factors = append(r.Risk.Factors, string(body))
 		default:
 			// a section from a newer writer: skip it
 		}

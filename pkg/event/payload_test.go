@@ -25,7 +25,7 @@ func sampleRecord() *Record {
 	}, KB: Enrichment{
 		Env: "container", Via: "rule_map", Techniques: []string{"T1620"}, Tactics: []string{"TA0005"},
 		Conflict: "why", Playbooks: []string{"TRG-SYS-MEMFD-EXEC", "TRG-X-Y"}, Mitigations: []string{"M1040"}, D3FEND: []string{"D3-PSA"},
-	}}
+	}, Risk: Risk{Scored: true, Score: 87, Factors: []string{"priority=Critical:+80", "exe_from_memfd:+15"}}}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -80,6 +80,7 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 		"bad time":       append(append([]byte{}, good...), tagTime, 2, 0, 0),
 		"bad field kind": append(append([]byte{}, good...), tagField, 3, 1, 'k', 200),
 		"field no kind":  append(append([]byte{}, good...), tagField, 2, 1, 'k'),
+		"risk over 100":  append(append([]byte{}, good...), tagRiskScore, 1, 101),
 		"no rule":        Encode(nil, &Record{})[:4],
 	}
 	for name, data := range cases {

@@ -3,7 +3,31 @@ package fields
 import (
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/kb"
+	"github.com/triage-dev/triage/pkg/risk"
 )
+
+// riskDefs answer from the risk computed at ingest.
+var riskDefs = []Def{
+	{Name: "risk.score", Type: TypeUint64, Display: "Risk score",
+		Desc: "Risk of the alert, 0-100: impact (priority, tactic) × confidence (rule maturity), plus context factors, with asset criticality as an odds update (docs/risk-model.md).",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) {
+			if !r.Risk.Scored {
+				return nil, false
+			}
+			return uint64(r.Risk.Score), true
+		}},
+	{Name: "risk.level", Type: TypeString, Display: "Risk level",
+		Desc: "Band of risk.score: low (0-21), medium (22-47), high (48-73), critical (74-100).",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) {
+			if !r.Risk.Scored {
+				return nil, false
+			}
+			return risk.LevelOf(int(r.Risk.Score)), true
+		}},
+	{Name: "risk.factors", Type: TypeString, List: true, Display: "Risk factors",
+		Desc:  "Every contribution to risk.score in the order applied, e.g. priority=Critical:+80, tactic=impact:+15, confidence=maturity_stable:x0.90, root:+10, asset=high:x1.5.",
+		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.Risk.Factors) }},
+}
 
 // knowledgeDefs answer from the knowledge-base enrichment in the payload.
 // The payload carries IDs; names, texts and URLs are looked up here.

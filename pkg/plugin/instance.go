@@ -9,6 +9,7 @@ import (
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins/source"
 
 	"github.com/triage-dev/triage/pkg/alert"
+	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/input"
 )
@@ -72,16 +73,24 @@ func newInstance(p *Plugin, params string) (*Instance, error) {
 // within the idle timeout it returns ErrTimeout with no events — never
 // success with zero events, which Falco treats as fatal. EOF comes only
 // from a finite input, once drained.
-func (i *Instance) NextBatch(_ sdk.PluginState, evts sdk.EventWriters) (n int, err error) {
+func (i *Instance) NextBatch(pState sdk.PluginState, evts sdk.EventWriters) (n int, err error) {
 	defer recoverInto(&err, "next_batch", i.p.log)
 	i.p.faults.maybePanic("next_batch")
+	// plugin-sdk-go v0.8.3 routes plugin_open to the most recently
+	// initialized plugin state, whatever state Falco passed; next_batch
+	// gets the right one, so enrichment uses the engine of the state
+	// Falco drives.
+	eng := i.p.engine
+	if ps, ok := pState.(*Plugin); ok && ps.engine != nil {
+		eng = ps.engine
+	}
 	if i.eof {
 		return 0, sdk.ErrEOF
 	}
 	var popErr error
 	i.batch, popErr = i.q.PopBatch(i.batch[:0], evts.Len(), i.timer, i.idle)
 	for _, a := range i.batch {
-		if i.writeEvent(evts.Get(n), a) {
+		if i.writeEvent(eng, evts.Get(n), a) {
 			n++
 		}
 	}
@@ -100,7 +109,7 @@ func (i *Instance) NextBatch(_ sdk.PluginState, evts sdk.EventWriters) (n int, e
 
 // writeEvent encodes one alert into an event. A failure skips the alert,
 // counted and logged, rather than failing the batch.
-func (i *Instance) writeEvent(w sdk.EventWriter, a *alert.Alert) (ok bool) {
+func (i *Instance) writeEvent(eng *engine.Engine, w sdk.EventWriter, a *alert.Alert) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			i.p.counters.Skipped.Add(1)
@@ -109,7 +118,7 @@ func (i *Instance) writeEvent(w sdk.EventWriter, a *alert.Alert) (ok bool) {
 		}
 	}()
 	i.p.faults.maybePanic("alert")
-	i.p.engine.Process(a, &i.rec)
+	eng.Process(a, &i.rec)
 	i.buf = event.Encode(i.buf[:0], &i.rec)
 	if _, err := w.Writer().Write(i.buf); err != nil {
 		i.p.counters.Skipped.Add(1)

@@ -104,7 +104,7 @@ func (p *Plugin) Init(cfg string) (err error) {
 		return err
 	}
 	p.cfg = c
-	if p.engine, err = engine.New(); err != nil {
+	if p.engine, err = engine.New(c); err != nil {
 		return fmt.Errorf("knowledge base: %w", err)
 	}
 	return nil

@@ -1,0 +1,375 @@
+// Package risk scores one alert from 0 to 100 with the factors behind the
+// score. The model is in docs/risk-model.md; every number here is there.
+//
+//	impact     = min(100, priority points + strongest tactic bonus)
+//	base       = impact × confidence / 100            (Splunk RBA)
+//	contextual = min(100, base + Σ context factors)
+//	score      = 100·m·o / (1 + m·o), o = contextual / (100 − contextual)
+//	             (asset criticality m as an odds update, as Elastic does)
+//
+// Score is a pure function of its inputs: no state, no clock.
+package risk
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"path"
+	"strings"
+
+	"github.com/triage-dev/triage/pkg/alert"
+	"github.com/triage-dev/triage/pkg/config"
+)
+
+// Levels, with Elastic's bands.
+const (
+	LevelLow      = "low"      // 0–21
+	LevelMedium   = "medium"   // 22–47
+	LevelHigh     = "high"     // 48–73
+	LevelCritical = "critical" // 74–100
+)
+
+// LevelOf returns the band of a score.
+func LevelOf(score int) string {
+	switch {
+	case score <= 21:
+		return LevelLow
+	case score <= 47:
+		return LevelMedium
+	case score <= 73:
+		return LevelHigh
+	}
+	return LevelCritical
+}
+
+// priorityPoints is the impact of each Falco priority, by rank.
+var priorityPoints = [...]int{
+	alert.PriorityDebug:         10,
+	alert.PriorityInformational: 20,
+	alert.PriorityNotice:        35,
+	alert.PriorityWarning:       50,
+	alert.PriorityError:         65,
+	alert.PriorityCritical:      80,
+	alert.PriorityAlert:         90,
+	alert.PriorityEmergency:     100,
+}
+
+// tacticBonus weighs what a tactic means for impact: acting on data or
+// gaining power weighs more than looking around.
+var tacticBonus = map[string]int{
+	"TA0040": 15, // impact
+	"TA0010": 15, // exfiltration
+	"TA0004": 10, // privilege escalation
+	"TA0006": 10, // credential access
+	"TA0008": 10, // lateral movement
+	"TA0011": 8,  // command and control
+	"TA0001": 5,  // initial access
+	"TA0002": 5,  // execution
+	"TA0003": 5,  // persistence
+	"TA0005": 5,  // defense evasion
+	"TA0009": 5,  // collection
+	"TA0007": 0,  // discovery
+	"TA0043": 0,  // reconnaissance
+	"TA0042": 0,  // resource development
+}
+
+var tacticNames = map[string]string{
+	"TA0040": "impact", "TA0010": "exfiltration", "TA0004": "privilege-escalation",
+	"TA0006": "credential-access", "TA0008": "lateral-movement", "TA0011": "command-and-control",
+	"TA0001": "initial-access", "TA0002": "execution", "TA0003": "persistence",
+	"TA0005": "defense-evasion", "TA0009": "collection", "TA0007": "discovery",
+	"TA0043": "reconnaissance", "TA0042": "resource-development",
+}
+
+// maturityConfidence is how often a rule's alerts are true positives, by
+// the upstream maturity tag.
+var maturityConfidence = map[string]int{
+	"maturity_stable":     90,
+	"maturity_incubating": 75,
+	"maturity_sandbox":    60,
+	"maturity_deprecated": 50,
+}
+
+// knownRuleConfidence applies to rules in the knowledge base without a
+// maturity tag: the upstream plugin rules (k8saudit, cloudtrail, …).
+const knownRuleConfidence = 80
+
+// criticalityMultiplier is the odds multiplier m per asset criticality.
+var criticalityMultiplier = map[string]float64{"low": 0.5, "medium": 1, "high": 1.5, "extreme": 2}
+
+// Input is what scoring looks at.
+type Input struct {
+	Alert     *alert.Alert
+	Tactics   []string // TA IDs
+	KnownRule bool     // the rule is in the knowledge base
+}
+
+// Result is a score with its explanation.
+type Result struct {
+	Score   int
+	Level   string
+	Factors []string
+}
+
+// Scorer holds the compiled configuration.
+type Scorer struct {
+	cfg config.Risk
+}
+
+// NewScorer returns a scorer for cfg (validated by config.Parse).
+func NewScorer(cfg config.Risk) *Scorer { return &Scorer{cfg: cfg} }
+
+// Score computes the risk of one alert.
+func (s *Scorer) Score(in Input) Result {
+	a := in.Alert
+	var factors []string
+
+	impact := priorityPoints[a.Priority]
+	factors = append(factors, fmt.Sprintf("priority=%s:+%d", a.Priority, impact))
+	bestTactic, bonus := "", -1
+	for _, id := range in.Tactics {
+		if b, ok := tacticBonus[id]; ok && b > bonus {
+			bestTactic, bonus = id, b
+		}
+	}
+	if bonus > 0 {
+		impact += bonus
+		factors = append(factors, fmt.Sprintf("tactic=%s:+%d", tacticNames[bestTactic], bonus))
+	}
+	impact = min(impact, 100)
+
+	conf, why := s.confidence(a, in.KnownRule)
+	factors = append(factors, fmt.Sprintf("confidence=%s:x%.2f", why, float64(conf)/100))
+	score := float64(impact*conf) / 100
+
+	for _, f := range contextFactors(a, s.cfg.CriticalNamespaces) {
+		score += float64(f.points)
+		factors = append(factors, fmt.Sprintf("%s:+%d", f.name, f.points))
+	}
+	score = math.Min(score, 100)
+
+	crit := s.criticality(a)
+	if m := criticalityMultiplier[crit]; m != 1 {
+		score = oddsUpdate(score, m)
+		factors = append(factors, fmt.Sprintf("asset=%s:x%.1f", crit, m))
+	}
+	final := int(math.Round(score))
+	final = max(0, min(100, final))
+	return Result{Score: final, Level: LevelOf(final), Factors: factors}
+}
+
+// oddsUpdate multiplies the odds of score/100 by m; the result stays
+// within 0..100 for any m > 0.
+func oddsUpdate(score, m float64) float64 {
+	if score >= 100 {
+		return 100
+	}
+	if score <= 0 {
+		return 0
+	}
+	o := score / (100 - score)
+	return 100 * m * o / (1 + m*o)
+}
+
+func (s *Scorer) confidence(a *alert.Alert, known bool) (int, string) {
+	for _, t := range a.Tags {
+		if c, ok := maturityConfidence[t]; ok {
+			return c, t
+		}
+	}
+	if known {
+		return knownRuleConfidence, "plugin_rule"
+	}
+	return s.cfg.CustomRuleConfidence, "custom_rule"
+}
+
+// criticality is the highest criticality among asset entries matching the
+// alert, else the default.
+func (s *Scorer) criticality(a *alert.Alert) string {
+	best := s.cfg.DefaultCriticality
+	host := a.Hostname
+	ns := firstValue(a, "k8s.ns.name", "ka.target.namespace")
+	image := firstValue(a, "container.image.repository", "ka.req.pod.containers.image")
+	account := firstValue(a, "ct.user.accountid", "aws.accountId", "gcp.projectId", "github.org")
+	for _, asset := range s.cfg.Assets {
+		if rank(asset.Criticality) <= rank(best) {
+			continue
+		}
+		if matchAny(asset.Hosts, host) || matchAny(asset.Namespaces, ns) || matchAny(asset.Images, image) || matchAny(asset.Accounts, account) {
+			best = asset.Criticality
+		}
+	}
+	return best
+}
+
+func rank(c string) int {
+	for i, x := range config.Criticalities {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func matchAny(patterns []string, v string) bool {
+	if v == "" {
+		return false
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, v); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// value returns a present, non-null output field.
+func value(a *alert.Alert, key string) (string, bool) {
+	f, ok := a.Field(key)
+	if !ok || f.Kind == alert.KindNull || f.Value == "" || f.Value == "<NA>" {
+		return "", false
+	}
+	return f.Value, true
+}
+
+func firstValue(a *alert.Alert, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := value(a, k); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func isTrue(a *alert.Alert, key string) bool {
+	v, ok := value(a, key)
+	return ok && (v == "true" || v == "1")
+}
+
+type factor struct {
+	name   string
+	points int
+}
+
+// contextFactors names what in the alert makes it worse. Each factor
+// counts once, whichever field showed it.
+func contextFactors(a *alert.Alert, criticalNamespaces []string) []factor {
+	var out []factor
+	add := func(name string, points int, present bool) {
+		if present {
+			out = append(out, factor{name, points})
+		}
+	}
+	uid, hasUID := value(a, "user.uid")
+	user, _ := value(a, "user.name")
+	add("root", 10, (hasUID && uid == "0") || (!hasUID && user == "root"))
+	podPrivileged, _ := value(a, "ka.req.pod.containers.privileged")
+	add("privileged_container", 15, isTrue(a, "container.privileged") || strings.Contains(podPrivileged, "true"))
+	add("host_namespace", 10, isTrue(a, "ka.req.pod.host_network") || isTrue(a, "ka.req.pod.host_pid") || isTrue(a, "ka.req.pod.host_ipc"))
+	hostPath, _ := value(a, "ka.req.pod.volumes.hostpath")
+	add("host_path_mount", 10, hostPath != "" && hostPath != "[]" && hostPath != "()")
+
+	flags, _ := value(a, "evt.arg.flags")
+	exe := firstValue(a, "proc.exepath", "proc.exe")
+	memfd := strings.Contains(flags, "EXE_FROM_MEMFD") || isTrue(a, "proc.is_exe_from_memfd") || strings.HasPrefix(exe, "memfd:") || strings.HasPrefix(exe, "/memfd:")
+	add("exe_from_memfd", 15, memfd)
+	add("exe_upper_layer", 10, strings.Contains(flags, "EXE_UPPER_LAYER") || isTrue(a, "proc.is_exe_upper_layer"))
+	add("exe_in_tmpfs", 10, !memfd && (strings.HasPrefix(exe, "/dev/shm/") || strings.HasPrefix(exe, "/tmp/") || strings.HasPrefix(exe, "/run/") || strings.HasPrefix(exe, "/var/tmp/")))
+	add("exe_writable", 5, strings.Contains(flags, "EXE_WRITABLE") || isTrue(a, "proc.is_exe_writable"))
+	tty, _ := value(a, "proc.tty")
+	add("interactive_tty", 5, tty != "" && tty != "0")
+	file, _ := value(a, "fd.name")
+	add("sensitive_path", 10, sensitivePath(file))
+	add("public_peer", 10, publicPeer(a))
+	ns := firstValue(a, "k8s.ns.name", "ka.target.namespace")
+	add("critical_namespace", 10, matchAny(criticalNamespaces, ns))
+
+	role, _ := value(a, "ka.req.binding.role")
+	add("cluster_admin", 15, role == "cluster-admin" || a.Rule == "Attach to cluster-admin Role")
+	rules, _ := value(a, "ka.req.role.rules")
+	add("wildcard_rbac", 10, strings.Contains(rules, `"*"`) || strings.Contains(rules, "[*]") || strings.Contains(rules, ":*"))
+	kaUser, _ := value(a, "ka.user.name")
+	add("anonymous_user", 15, kaUser == "system:anonymous")
+
+	ctName, _ := value(a, "ct.name")
+	mfa := firstValue(a, "ct.additionalEventData.MFAUsed", "json.value[/additionalEventData/MFAUsed]")
+	add("console_login_without_mfa", 10, (ctName == "ConsoleLogin" && mfa == "No") || a.Rule == "Console Login Without MFA")
+	identity := firstValue(a, "ct.user.identitytype", "json.value[/userIdentity/type]")
+	ctUser, _ := value(a, "ct.user")
+	add("cloud_root_account", 15, identity == "Root" || (a.Source == "aws_cloudtrail" && ctUser == "root"))
+	return out
+}
+
+// sensitivePaths are files whose access matters on any Linux host or pod.
+var sensitivePaths = []string{
+	"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d/", "/etc/pam.d/", "/root/.ssh/",
+	"/etc/kubernetes/", "/var/lib/kubelet/", "/var/run/secrets/kubernetes.io/", "/run/secrets/kubernetes.io/",
+	"/.aws/credentials", "/.ssh/id_", "/.kube/config", "/proc/1/", "/var/run/docker.sock", "/run/containerd/containerd.sock",
+}
+
+func sensitivePath(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, s := range sensitivePaths {
+		if strings.Contains(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// publicPeer reports a remote address on the public internet in the
+// fields that carry peers: fd.rip, fd.sip, fd.cip (syscall), ct.srcip
+// (CloudTrail), gcp.callerIP.
+func publicPeer(a *alert.Alert) bool {
+	for _, k := range []string{"fd.rip", "fd.sip", "fd.cip", "ct.srcip", "gcp.callerIP", "okta.client.ip"} {
+		v, ok := value(a, k)
+		if !ok {
+			continue
+		}
+		ip, err := netip.ParseAddr(strings.Trim(v, "[]"))
+		if err != nil {
+			continue
+		}
+		if isPublic(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),  // documentation
+	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+func isPublic(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsValid() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() ||
+		ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() || ip.IsLinkLocalMulticast() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseFactor splits a factor string into its name and its contribution
+// text, e.g. "root:+10" → ("root", "+10").
+func ParseFactor(f string) (name, contribution string) {
+	i := strings.LastIndexByte(f, ':')
+	if i < 0 {
+		return f, ""
+	}
+	return f[:i], f[i+1:]
+}
