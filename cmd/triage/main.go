@@ -206,6 +206,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		if f, ok := a.Field("proc.cmdline"); ok {
 			fmt.Fprintf(stdout, "    alert.field[proc.cmdline]=%q\n", f.Value)
 		}
+		fmt.Fprintf(stdout, "    risk:        %s %s  (%s)\n", str(vals["risk.score"]), str(vals["risk.level"]), joinList(vals["risk.factors"]))
 		fmt.Fprintf(stdout, "    ATT&CK:      %s  (%s)  tactics=%s\n", joinList(vals["mitre.techniques"]), joinList(vals["mitre.technique.names"]), joinList(vals["mitre.tactics"]))
 		if c, ok := vals["mitre.conflict"]; ok {
 			fmt.Fprintf(stdout, "    tag conflict: %v\n", c)
@@ -236,7 +237,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	for _, k := range keys {
 		fmt.Fprintf(stdout, " %s=%d", k, byPriority[k])
 	}
-	fmt.Fprintln(stdout, "\n\nRisk scores and entity correlation are not implemented yet; see README.")
+	fmt.Fprintln(stdout, "\n\nPer-entity correlation (one container's story across alerts) is not implemented yet; see README.")
 	return 0
 }
 
