@@ -137,3 +137,30 @@ func TestRuleFieldCheckerCatchesMistakes(t *testing.T) {
 	assert.Empty(t, checkField("alert.field", "[proc.name]"))
 	assert.Empty(t, checkField("evt.time", ""))
 }
+
+// The risk tiers cover each level exactly once, and only critical and high
+// are on by default.
+func TestRiskTierRules(t *testing.T) {
+	tiers := map[string][]rulesFileEntry{}
+	for _, e := range loadRules(t) {
+		for _, level := range []string{"critical", "high", "medium", "low"} {
+			if strings.Contains(e.Condition, "risk.level = "+level) {
+				tiers[level] = append(tiers[level], e)
+			}
+		}
+	}
+	for _, level := range []string{"critical", "high", "medium", "low"} {
+		require.Len(t, tiers[level], 1, level)
+		r := tiers[level][0]
+		enabled := r.Enabled == nil || *r.Enabled
+		assert.Equal(t, level == "critical" || level == "high", enabled, "%s tier enabled", level)
+		for _, f := range []string{"%risk.score", "%risk.factors", "%mitre.techniques", "%alert.rule"} {
+			assert.Contains(t, r.Output, f, r.Rule)
+		}
+		if enabled {
+			for _, f := range []string{"%mitigation.ids", "%mitigation.action"} {
+				assert.Contains(t, r.Output, f, r.Rule)
+			}
+		}
+	}
+}
