@@ -51,6 +51,9 @@ const (
 	// Risk computed at ingest.
 	tagRiskScore  = 24 // 1 byte, 0..100
 	tagRiskFactor = 25 // repeated, in order of application
+
+	// Entity correlation, one section (see encodeCorrelation).
+	tagCorrelation = 26
 )
 
 // Record is what one event carries.
@@ -58,6 +61,28 @@ type Record struct {
 	Alert alert.Alert
 	KB    Enrichment
 	Risk  Risk
+	Corr  Correlation
+}
+
+// Correlation is the entity's story as of this alert (pkg/correlate).
+type Correlation struct {
+	Set         bool
+	EntityID    string
+	Kind        string
+	Alerts      uint64
+	RiskSum     uint64
+	EntityScore uint8
+	Tactics     uint16 // kill-chain positions, bit 0 = Reconnaissance
+	Rules       uint64
+	DedupCount  uint64
+	DedupFirst  bool
+	Storm       bool
+	Late        bool
+	FirstSeen   int64
+	LastSeen    int64
+	IncidentID  string
+	Escalation  []string
+	Reasons     []string
 }
 
 // Risk is the alert's score and the factors behind it (docs/risk-model.md).
@@ -120,7 +145,139 @@ func Encode(dst []byte, r *Record) []byte {
 		dst = append(dst, tagRiskScore, 1, r.Risk.Score)
 		dst = appendList(dst, tagRiskFactor, r.Risk.Factors)
 	}
+	if r.Corr.Set {
+		body := encodeCorrelation(nil, &r.Corr)
+		dst = append(dst, tagCorrelation)
+		dst = binary.AppendUvarint(dst, uint64(len(body)))
+		dst = append(dst, body...)
+	}
 	return dst
+}
+
+const (
+	corrDedupFirst = 1 << iota
+	corrStorm
+	corrLate
+)
+
+func encodeCorrelation(dst []byte, c *Correlation) []byte {
+	dst = appendLP(dst, c.EntityID)
+	dst = appendLP(dst, c.Kind)
+	dst = binary.AppendUvarint(dst, c.Alerts)
+	dst = binary.AppendUvarint(dst, c.RiskSum)
+	dst = append(dst, c.EntityScore)
+	dst = binary.LittleEndian.AppendUint16(dst, c.Tactics)
+	dst = binary.AppendUvarint(dst, c.Rules)
+	dst = binary.AppendUvarint(dst, c.DedupCount)
+	var flags byte
+	if c.DedupFirst {
+		flags |= corrDedupFirst
+	}
+	if c.Storm {
+		flags |= corrStorm
+	}
+	if c.Late {
+		flags |= corrLate
+	}
+	dst = append(dst, flags)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(c.FirstSeen))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(c.LastSeen))
+	dst = appendLP(dst, c.IncidentID)
+	for _, l := range [][]string{c.Escalation, c.Reasons} {
+		dst = binary.AppendUvarint(dst, uint64(len(l)))
+		for _, s := range l {
+			dst = appendLP(dst, s)
+		}
+	}
+	return dst
+}
+
+func appendLP(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// reader decodes a correlation body; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: bad correlation section", ErrCorrupt)
+	}
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(n uint64) []byte {
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) str() string { return string(r.bytes(r.uvarint())) }
+
+func (r *reader) list() []string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) { // each item takes at least one byte
+		r.fail()
+		return nil
+	}
+	var out []string
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		out = append(out, r.str())
+	}
+	return out
+}
+
+func decodeCorrelation(body []byte, c *Correlation) error {
+	r := &reader{b: body}
+	c.EntityID = r.str()
+	c.Kind = r.str()
+	c.Alerts = r.uvarint()
+	c.RiskSum = r.uvarint()
+	if b := r.bytes(1); b != nil {
+		c.EntityScore = b[0]
+	}
+	if b := r.bytes(2); b != nil {
+		c.Tactics = binary.LittleEndian.Uint16(b)
+	}
+	c.Rules = r.uvarint()
+	c.DedupCount = r.uvarint()
+	if b := r.bytes(1); b != nil {
+		c.DedupFirst, c.Storm, c.Late = b[0]&corrDedupFirst != 0, b[0]&corrStorm != 0, b[0]&corrLate != 0
+	}
+	if b := r.bytes(8); b != nil {
+		c.FirstSeen = int64(binary.LittleEndian.Uint64(b))
+	}
+	if b := r.bytes(8); b != nil {
+		c.LastSeen = int64(binary.LittleEndian.Uint64(b))
+	}
+	c.IncidentID = r.str()
+	c.Escalation = r.list()
+	c.Reasons = r.list()
+	if r.err == nil && (len(r.b) != 0 || c.EntityScore > 100) {
+		r.fail()
+	}
+	c.Set = r.err == nil
+	return r.err
 }
 
 func appendList(dst []byte, tag byte, list []string) []byte {
@@ -205,6 +362,10 @@ func Decode(data []byte, r *Record) error {
 			r.Risk.Scored, r.Risk.Score = true, body[0]
 		case tagRiskFactor:
 			r.Risk.Factors = append(r.Risk.Factors, string(body))
+		case tagCorrelation:
+			if err := decodeCorrelation(body, &r.Corr); err != nil {
+				return err
+			}
 		default:
 			// a section from a newer writer: skip it
 		}

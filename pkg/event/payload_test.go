@@ -25,7 +25,10 @@ func sampleRecord() *Record {
 	}, KB: Enrichment{
 		Env: "container", Via: "rule_map", Techniques: []string{"T1620"}, Tactics: []string{"TA0005"},
 		Conflict: "why", Playbooks: []string{"TRG-SYS-MEMFD-EXEC", "TRG-X-Y"}, Mitigations: []string{"M1040"}, D3FEND: []string{"D3-PSA"},
-	}, Risk: Risk{Scored: true, Score: 87, Factors: []string{"priority=Critical:+80", "exe_from_memfd:+15"}}}
+	}, Risk: Risk{Scored: true, Score: 87, Factors: []string{"priority=Critical:+80", "exe_from_memfd:+15"}},
+		Corr: Correlation{Set: true, EntityID: "pod:shop/api-1", Kind: "pod", Alerts: 4, RiskSum: 310, EntityScore: 61,
+			Tactics: 1<<2 | 1<<5, Rules: 3, DedupCount: 2, DedupFirst: true, Storm: false, Late: true, FirstSeen: 5, LastSeen: 9,
+			IncidentID: "INC-0123456789abcdef", Escalation: []string{"multi_tactic"}, Reasons: []string{"same_entity", "repeat"}}}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -70,18 +73,21 @@ func TestRoundTripSharedSamples(t *testing.T) {
 func TestDecodeRejectsCorrupt(t *testing.T) {
 	good := Encode(nil, sampleRecord())
 	cases := map[string][]byte{
-		"empty":          {},
-		"bad magic":      append([]byte("XYZ"), good[3:]...),
-		"future version": append([]byte{'T', 'R', 'G', Version + 1}, good[4:]...),
-		"header only":    good[:4],
-		"truncated":      good[:len(good)-3],
-		"bad length":     append(append([]byte{}, good[:4]...), tagRule, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
-		"bad priority":   append(append([]byte{}, good...), tagPriority, 1, 99),
-		"bad time":       append(append([]byte{}, good...), tagTime, 2, 0, 0),
-		"bad field kind": append(append([]byte{}, good...), tagField, 3, 1, 'k', 200),
-		"field no kind":  append(append([]byte{}, good...), tagField, 2, 1, 'k'),
-		"risk over 100":  append(append([]byte{}, good...), tagRiskScore, 1, 101),
-		"no rule":        Encode(nil, &Record{})[:4],
+		"empty":           {},
+		"bad magic":       append([]byte("XYZ"), good[3:]...),
+		"future version":  append([]byte{'T', 'R', 'G', Version + 1}, good[4:]...),
+		"header only":     good[:4],
+		"truncated":       good[:len(good)-3],
+		"bad length":      append(append([]byte{}, good[:4]...), tagRule, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
+		"bad priority":    append(append([]byte{}, good...), tagPriority, 1, 99),
+		"bad time":        append(append([]byte{}, good...), tagTime, 2, 0, 0),
+		"bad field kind":  append(append([]byte{}, good...), tagField, 3, 1, 'k', 200),
+		"field no kind":   append(append([]byte{}, good...), tagField, 2, 1, 'k'),
+		"risk over 100":   append(append([]byte{}, good...), tagRiskScore, 1, 101),
+		"correlation cut": append(append([]byte{}, good...), tagCorrelation, 3, 1, 'x', 5),
+		"correlation list too long": append(append([]byte{}, good...), tagCorrelation, 25,
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 1),
+		"no rule": Encode(nil, &Record{})[:4],
 	}
 	for name, data := range cases {
 		var r Record

@@ -110,6 +110,18 @@ func (p *Plugin) Init(cfg string) (err error) {
 	return nil
 }
 
+// errNoError is what LastError reports before anything failed.
+var errNoError = errors.New("no error")
+
+// LastError never returns nil: plugin-sdk-go v0.8.3 calls Error() on it,
+// so a host asking before any failure would otherwise abort.
+func (p *Plugin) LastError() error {
+	if err := p.BasePlugin.LastError(); err != nil {
+		return err
+	}
+	return errNoError
+}
+
 // Destroy releases the plugin state.
 func (p *Plugin) Destroy() {
 	defer recoverInto(nil, "destroy", p.log)
