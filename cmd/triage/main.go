@@ -217,6 +217,15 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		if g, ok := vals["guide.triage"]; ok {
 			fmt.Fprintf(stdout, "    triage:      %v\n", g)
 		}
+		fmt.Fprintf(stdout, "    entity:      %s  alerts=%s tactics=%s score=%s",
+			str(vals["entity.id"]), str(vals["entity.alerts"]), joinList(vals["entity.tactics"]), str(vals["entity.risk.score"]))
+		if inc, ok := vals["incident.id"]; ok {
+			fmt.Fprintf(stdout, "  incident=%v (%s)", inc, joinList(vals["incident.reasons"]))
+		}
+		fmt.Fprintln(stdout)
+		if esc, ok := vals["entity.escalation"]; ok {
+			fmt.Fprintf(stdout, "    ESCALATED:   %s\n", joinList(esc))
+		}
 		fmt.Fprintln(stdout)
 		return nil
 	})
@@ -237,7 +246,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	for _, k := range keys {
 		fmt.Fprintf(stdout, " %s=%d", k, byPriority[k])
 	}
-	fmt.Fprintln(stdout, "\n\nPer-entity correlation (one container's story across alerts) is not implemented yet; see README.")
+	fmt.Fprintln(stdout)
 	return 0
 }
 

@@ -25,14 +25,27 @@ const DefaultOpenParams = "http://127.0.0.1:2810/alerts"
 
 // Config is the plugin's init_config. Every key is optional.
 type Config struct {
-	QueueSize        int     `json:"queueSize" jsonschema:"title=Queue size,description=Alerts held between the inputs and Falco; a full queue makes the webhook answer 503 and file inputs wait,default=8192,minimum=16,maximum=1048576"`
-	MaxEventBytes    int     `json:"maxEventBytes" jsonschema:"title=Maximum event size,description=Largest accepted alert in bytes (one JSON line); longer lines are skipped and counted,default=262144,minimum=1024,maximum=16777216"`
-	BatchSize        int     `json:"batchSize" jsonschema:"title=Batch size,description=Most events returned to Falco per next_batch call,default=128,minimum=1,maximum=4096"`
-	IdleTimeoutMs    int     `json:"idleTimeoutMs" jsonschema:"title=Idle timeout (ms),description=How long next_batch waits for an alert before returning a timeout to Falco,default=30,minimum=1,maximum=1000"`
-	StatsIntervalSec int     `json:"statsIntervalSec" jsonschema:"title=Stats log interval (s),description=How often counters of received and dropped alerts are logged when they changed; 0 turns the periodic log off,default=60,minimum=0,maximum=86400"`
-	Webhook          Webhook `json:"webhook" jsonschema:"title=Webhook input"`
-	Follow           Follow  `json:"follow" jsonschema:"title=File follow input"`
-	Risk             Risk    `json:"risk" jsonschema:"title=Risk scoring"`
+	QueueSize        int         `json:"queueSize" jsonschema:"title=Queue size,description=Alerts held between the inputs and Falco; a full queue makes the webhook answer 503 and file inputs wait,default=8192,minimum=16,maximum=1048576"`
+	MaxEventBytes    int         `json:"maxEventBytes" jsonschema:"title=Maximum event size,description=Largest accepted alert in bytes (one JSON line); longer lines are skipped and counted,default=262144,minimum=1024,maximum=16777216"`
+	BatchSize        int         `json:"batchSize" jsonschema:"title=Batch size,description=Most events returned to Falco per next_batch call,default=128,minimum=1,maximum=4096"`
+	IdleTimeoutMs    int         `json:"idleTimeoutMs" jsonschema:"title=Idle timeout (ms),description=How long next_batch waits for an alert before returning a timeout to Falco,default=30,minimum=1,maximum=1000"`
+	StatsIntervalSec int         `json:"statsIntervalSec" jsonschema:"title=Stats log interval (s),description=How often counters of received and dropped alerts are logged when they changed; 0 turns the periodic log off,default=60,minimum=0,maximum=86400"`
+	Webhook          Webhook     `json:"webhook" jsonschema:"title=Webhook input"`
+	Follow           Follow      `json:"follow" jsonschema:"title=File follow input"`
+	Risk             Risk        `json:"risk" jsonschema:"title=Risk scoring"`
+	Correlation      Correlation `json:"correlation" jsonschema:"title=Entity correlation"`
+}
+
+// Correlation configures per-entity state (docs/correlation.md).
+type Correlation struct {
+	WindowSec         int `json:"windowSec" jsonschema:"title=Window (s),description=Sliding window on alert time for alert counts, tactics, distinct rules, dedup and incidents,default=900,minimum=1,maximum=604800"`
+	RiskWindowSec     int `json:"riskWindowSec" jsonschema:"title=Risk window (s),description=Sliding window on alert time for the entity's risk sum and score,default=86400,minimum=1,maximum=2592000"`
+	OutOfOrderSec     int `json:"outOfOrderSec" jsonschema:"title=Out-of-order tolerance (s),description=Alerts up to this much older than the entity's newest are applied at their own time; older ones are enriched without changing state,default=60,minimum=0,maximum=86400"`
+	MaxEntities       int `json:"maxEntities" jsonschema:"title=Maximum entities,description=Entities tracked at once; the least recently seen is evicted beyond it (counted and logged),default=100000,minimum=1,maximum=10000000"`
+	MaxRulesPerEntity int `json:"maxRulesPerEntity" jsonschema:"title=Maximum rules per entity,description=Distinct rules remembered per entity; the least recently seen is dropped beyond it,default=64,minimum=1,maximum=4096"`
+	TacticThreshold   int `json:"tacticThreshold" jsonschema:"title=Tactic threshold,description=Distinct tactics on one entity within the window that escalate it,default=3,minimum=2,maximum=14"`
+	RiskThreshold     int `json:"riskThreshold" jsonschema:"title=Risk threshold,description=Sum of risk scores on one entity within the risk window that escalates it,default=250,minimum=1,maximum=1000000"`
+	StormEvery        int `json:"stormEvery" jsonschema:"title=Storm summary interval,description=Every Nth repeat of one rule on one entity sets dedup.storm (0 turns it off),default=100,minimum=0,maximum=1000000"`
 }
 
 // Risk configures scoring: which namespaces count as critical and how
@@ -88,6 +101,16 @@ func (c *Config) Reset() {
 			CriticalNamespaces:   []string{"kube-system"},
 			DefaultCriticality:   "medium",
 			CustomRuleConfidence: 70,
+		},
+		Correlation: Correlation{
+			WindowSec:         900,
+			RiskWindowSec:     86400,
+			OutOfOrderSec:     60,
+			MaxEntities:       100000,
+			MaxRulesPerEntity: 64,
+			TacticThreshold:   3,
+			RiskThreshold:     250,
+			StormEvery:        100,
 		},
 	}
 }
@@ -170,6 +193,14 @@ func (c *Config) Validate() error {
 		{"statsIntervalSec", c.StatsIntervalSec, 0, 86400},
 		{"webhook.maxBodyBytes", c.Webhook.MaxBodyBytes, 1024, 1 << 30},
 		{"follow.pollIntervalMs", c.Follow.PollIntervalMs, 10, 60000},
+		{"correlation.windowSec", c.Correlation.WindowSec, 1, 604800},
+		{"correlation.riskWindowSec", c.Correlation.RiskWindowSec, 1, 2592000},
+		{"correlation.outOfOrderSec", c.Correlation.OutOfOrderSec, 0, 86400},
+		{"correlation.maxEntities", c.Correlation.MaxEntities, 1, 10000000},
+		{"correlation.maxRulesPerEntity", c.Correlation.MaxRulesPerEntity, 1, 4096},
+		{"correlation.tacticThreshold", c.Correlation.TacticThreshold, 2, 14},
+		{"correlation.riskThreshold", c.Correlation.RiskThreshold, 1, 1000000},
+		{"correlation.stormEvery", c.Correlation.StormEvery, 0, 1000000},
 	} {
 		if r.val < r.min || r.val > r.max {
 			return fmt.Errorf("init_config: key %q: %d is out of range [%d, %d]", r.key, r.val, r.min, r.max)

@@ -135,7 +135,9 @@ func (i *Instance) Close() {
 	close(i.stopStats)
 	<-i.statsDone
 	i.in.Stop(5 * time.Second)
-	i.p.log.Printf("closed %s input; counters: %s; %d alerts left in the queue", i.in.Spec.Kind, i.p.counters.Snapshot(), i.q.Len())
+	tr := i.p.engine.Tracker()
+	i.p.log.Printf("closed %s input; counters: %s entities=%d entities_evicted=%d late_alerts=%d; %d alerts left in the queue",
+		i.in.Spec.Kind, i.p.counters.Snapshot(), tr.Tracked(), tr.Evicted(), tr.Late(), i.q.Len())
 	i.p.faults.maybePanic("close")
 }
 
@@ -151,15 +153,20 @@ func (i *Instance) logStats(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var last input.Snapshot
+	var lastEvicted uint64
 	for {
 		select {
 		case <-i.stopStats:
 			return
 		case <-t.C:
 			s := i.p.counters.Snapshot()
-			if s != last {
-				i.p.log.Printf("counters: %s", s)
-				last = s
+			tr := i.p.engine.Tracker()
+			if s != last || tr.Evicted() != lastEvicted {
+				i.p.log.Printf("counters: %s entities=%d entities_evicted=%d late_alerts=%d", s, tr.Tracked(), tr.Evicted(), tr.Late())
+				if tr.Evicted() > lastEvicted {
+					i.p.log.Printf("%d entities evicted at correlation.maxEntities=%d since the last report: their stories restart", tr.Evicted()-lastEvicted, i.p.cfg.Correlation.MaxEntities)
+				}
+				last, lastEvicted = s, tr.Evicted()
 			}
 		}
 	}
