@@ -1,5 +1,6 @@
 // Command triage runs triage's engine without Falco: it enriches NDJSON
-// alerts, prints the field table, and runs a demo on embedded samples.
+// alerts, writes Markdown analysis reports, explains what the knowledge
+// base knows, prints the field table, and runs a demo on embedded samples.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +25,8 @@ import (
 	"github.com/triage-dev/triage/pkg/fields"
 	"github.com/triage-dev/triage/pkg/input"
 	"github.com/triage-dev/triage/pkg/kb"
+	"github.com/triage-dev/triage/pkg/report"
+	"github.com/triage-dev/triage/pkg/risk"
 )
 
 //go:embed samples/demo.jsonl
@@ -31,10 +35,14 @@ var demoAlerts []byte
 const usage = `triage: Falco alert triage without Falco.
 
 Usage:
-  triage demo                      enrich the embedded sample alerts and print a summary
+  triage demo                      report on sample alerts embedded in the binary
   triage enrich [FILE|-]           NDJSON alerts in, NDJSON out with a "triage" object of every field
+  triage report [FILE|-] [--min-risk N] [--out DIR]
+                                   Markdown analysis reports, per incident or per alert
+  triage explain NAME              what the knowledge base knows about a rule, technique,
+                                   tactic, mitigation or playbook
   triage fields [--readme FILE [--check]]
-                                   print the field table; or rewrite (or check) it in a README
+                                   the field table; or rewrite (or check) it in a README
 
 Run 'triage COMMAND --help' for a command's options.
 `
@@ -53,6 +61,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "enrich":
 		return cmdEnrich(args[1:], stdin, stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdin, stdout, stderr)
+	case "explain":
+		return cmdExplain(args[1:], stdout, stderr)
 	case "fields":
 		return cmdFields(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
@@ -63,18 +75,32 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// enrichStream reads NDJSON alerts, calls emit for each good one in input
-// order, and reports bad lines on stderr with their number. It returns
-// the number of alerts and of rejected lines.
-func enrichStream(r io.Reader, name string, stderr io.Writer, emit func(eng *engine.Engine, rec *event.Record, raw []byte) error) (ok, bad int, err error) {
-	var p alert.Parser
-	eng, err := engine.New(config.Default())
-	if err != nil {
-		return 0, 0, err
+// parseExit is the exit code for a flag parsing outcome: --help is not
+// an error.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
-	var rec event.Record
-	maxLine := 16 << 20
-	readErr := input.ReadLines(context.Background(), r, name, maxLine, func(line []byte, pos input.LinePos) error {
+	return 2
+}
+
+// parsed is one good input line.
+type parsed struct {
+	line  int64
+	raw   []byte
+	alert *alert.Alert
+}
+
+// readAlerts parses NDJSON alerts, reporting bad lines on stderr with
+// their number and reason; the good ones come back sorted by alert time
+// (stable, so equal times keep input order), as correlation needs.
+func readAlerts(r io.Reader, name string, stderr io.Writer, progress func(n int64)) (good []parsed, bad int, err error) {
+	var p alert.Parser
+	const maxLine = 16 << 20
+	err = input.ReadLines(context.Background(), r, name, maxLine, func(line []byte, pos input.LinePos) error {
+		if progress != nil {
+			progress(pos.LineNo)
+		}
 		a, err := p.Parse(line)
 		if err != nil {
 			bad++
@@ -86,82 +112,28 @@ func enrichStream(r io.Reader, name string, stderr io.Writer, emit func(eng *eng
 			fmt.Fprintf(stderr, "%s:%d: skipped: source %s is triage's own output (loop guard)\n", name, pos.LineNo, input.LoopSource)
 			return nil
 		}
-		eng.Process(a, &rec)
-		ok++
-		return emit(eng, &rec, line)
+		good = append(good, parsed{line: pos.LineNo, raw: append([]byte(nil), line...), alert: a})
+		return nil
 	}, func(pos input.LinePos, length int64) {
 		bad++
 		fmt.Fprintf(stderr, "%s:%d: rejected: line of %d bytes is over the %d byte limit\n", name, pos.LineNo, length, maxLine)
 	})
-	return ok, bad, readErr
+	sort.SliceStable(good, func(i, j int) bool { return good[i].alert.Time < good[j].alert.Time })
+	return good, bad, err
 }
 
-func cmdEnrich(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("enrich", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: triage enrich [FILE|-]\n\nReads NDJSON Falco alerts (Falco or Falcosidekick shape) and writes each good one\nwith a \"triage\" object holding every triage field. Bad lines are reported on stderr\nwith their line number; the exit code is 1 if any line was rejected.")
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	in, name, closeIn, err := openInput(fs.Arg(0), stdin)
+// process runs the engine over alerts in time order.
+func process(good []parsed) (*engine.Engine, []*event.Record, error) {
+	eng, err := engine.New(config.Default())
 	if err != nil {
-		fmt.Fprintln(stderr, "triage enrich:", err)
-		return 2
+		return nil, nil, err
 	}
-	defer closeIn()
-	var out bytes.Buffer
-	ok, bad, err := enrichStream(in, name, stderr, func(eng *engine.Engine, rec *event.Record, raw []byte) error {
-		out.Reset()
-		if err := writeEnriched(&out, raw, rec, eng.KB()); err != nil {
-			return err
-		}
-		_, err := stdout.Write(out.Bytes())
-		return err
-	})
-	if err != nil {
-		fmt.Fprintln(stderr, "triage enrich:", err)
-		return 2
+	recs := make([]*event.Record, len(good))
+	for i := range good {
+		recs[i] = new(event.Record)
+		eng.Process(good[i].alert, recs[i])
 	}
-	fmt.Fprintf(stderr, "triage enrich: %d alerts enriched, %d lines rejected\n", ok, bad)
-	if bad > 0 {
-		return 1
-	}
-	return 0
-}
-
-// writeEnriched writes the original alert object with a "triage" key added.
-func writeEnriched(w *bytes.Buffer, raw []byte, rec *event.Record, k *kb.KB) error {
-	obj := bytes.TrimSpace(raw)
-	obj = bytes.TrimSuffix(obj, []byte("}"))
-	w.Write(obj)
-	if !bytes.HasSuffix(bytes.TrimSpace(obj), []byte("{")) {
-		w.WriteByte(',')
-	}
-	w.WriteString(`"triage":{`)
-	for i, nv := range fields.Values(rec, k) {
-		if i > 0 {
-			w.WriteByte(',')
-		}
-		k, _ := json.Marshal(nv.Name)
-		v, err := json.Marshal(jsonValue(nv.Value))
-		if err != nil {
-			return err
-		}
-		w.Write(k)
-		w.WriteByte(':')
-		w.Write(v)
-	}
-	w.WriteString("}}\n")
-	return nil
-}
-
-func jsonValue(v any) any {
-	if t, ok := v.(time.Time); ok {
-		return t.UTC().Format(time.RFC3339Nano)
-	}
-	return v
+	return eng, recs, nil
 }
 
 func openInput(arg string, stdin io.Reader) (io.Reader, string, func(), error) {
@@ -175,79 +147,256 @@ func openInput(arg string, stdin io.Reader) (io.Reader, string, func(), error) {
 	return f, arg, func() { f.Close() }, nil
 }
 
+// isTerminal reports whether w is a character device (a person watching).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func progressPrinter(stderr io.Writer) func(int64) {
+	if !isTerminal(stderr) {
+		return nil
+	}
+	last := time.Now()
+	return func(n int64) {
+		if time.Since(last) > 500*time.Millisecond {
+			fmt.Fprintf(stderr, "\rread %d lines…", n)
+			last = time.Now()
+		}
+	}
+}
+
+func cmdEnrich(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("enrich", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: triage enrich [FILE|-]
+
+Reads NDJSON Falco alerts (Falco or Falcosidekick shape) and writes each good one, in
+alert-time order, with a "triage" object holding every triage field (the plugin's names).
+Correlation runs across the whole input. Bad lines are reported on stderr with their line
+number; the exit code is 1 if any line was rejected, 2 on a usage or read error.`)
+	}
+	if err := fs.Parse(args); err != nil {
+		return parseExit(err)
+	}
+	in, name, closeIn, err := openInput(fs.Arg(0), stdin)
+	if err != nil {
+		fmt.Fprintln(stderr, "triage enrich:", err)
+		return 2
+	}
+	defer closeIn()
+	good, bad, err := readAlerts(in, name, stderr, progressPrinter(stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, "triage enrich:", err)
+		return 2
+	}
+	eng, recs, err := process(good)
+	if err != nil {
+		fmt.Fprintln(stderr, "triage enrich:", err)
+		return 2
+	}
+	levels := map[string]int{}
+	var out bytes.Buffer
+	for i, g := range good {
+		out.Reset()
+		if err := writeEnriched(&out, g.raw, recs[i], eng.KB()); err != nil {
+			fmt.Fprintf(stderr, "%s:%d: %v\n", name, g.line, err)
+			bad++
+			continue
+		}
+		if _, err := stdout.Write(out.Bytes()); err != nil {
+			fmt.Fprintln(stderr, "triage enrich:", err)
+			return 2
+		}
+		levels[risk.LevelOf(int(recs[i].Risk.Score))]++
+	}
+	fmt.Fprintf(stderr, "triage enrich: %d alerts enriched (critical %d, high %d, medium %d, low %d), %d lines rejected\n",
+		len(good), levels[risk.LevelCritical], levels[risk.LevelHigh], levels[risk.LevelMedium], levels[risk.LevelLow], bad)
+	if bad > 0 {
+		return 1
+	}
+	return 0
+}
+
+// writeEnriched writes the original alert with a "triage" object added,
+// re-encoded so the output is one valid JSON object per line.
+func writeEnriched(w *bytes.Buffer, raw []byte, rec *event.Record, k *kb.KB) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return fmt.Errorf("cannot re-encode the alert: %v", err)
+	}
+	tri := map[string]any{}
+	for _, nv := range fields.Values(rec, k) {
+		if t, ok := nv.Value.(time.Time); ok {
+			tri[nv.Name] = t.UTC().Format(time.RFC3339Nano)
+			continue
+		}
+		tri[nv.Name] = nv.Value
+	}
+	b, err := json.Marshal(tri)
+	if err != nil {
+		return err
+	}
+	obj["triage"] = b
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(obj)
+}
+
+func cmdReport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	minRisk := fs.Int("min-risk", 0, "only reports whose highest alert risk is at least this (0-100)")
+	outDir := fs.String("out", "", "write one Markdown file per report into this directory instead of stdout")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: triage report [FILE|-] [--min-risk N] [--out DIR]
+
+Writes a Markdown analysis report per incident (alerts correlation grouped on one entity) or
+per alert: summary, alert details, what happened, ATT&CK mapping, risk and its factors,
+mitigations, the playbook steps for the detected environment with their safety class,
+verification, known false positives and references. Alert values in commands are shell-quoted.
+Flags go before FILE.`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return parseExit(err)
+	}
+	if *minRisk < 0 || *minRisk > 100 {
+		fmt.Fprintln(stderr, "triage report: --min-risk must be between 0 and 100")
+		return 2
+	}
+	in, name, closeIn, err := openInput(fs.Arg(0), stdin)
+	if err != nil {
+		fmt.Fprintln(stderr, "triage report:", err)
+		return 2
+	}
+	defer closeIn()
+	good, bad, err := readAlerts(in, name, stderr, progressPrinter(stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, "triage report:", err)
+		return 2
+	}
+	n, err := writeReports(good, *minRisk, *outDir, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "triage report:", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "triage report: %d reports from %d alerts, %d lines rejected\n", n, len(good), bad)
+	if bad > 0 {
+		return 1
+	}
+	return 0
+}
+
+func writeReports(good []parsed, minRisk int, outDir string, stdout io.Writer) (int, error) {
+	eng, recs, err := process(good)
+	if err != nil {
+		return 0, err
+	}
+	window := time.Duration(config.Default().Correlation.WindowSec) * time.Second
+	if outDir != "" {
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	for i, g := range report.GroupRecords(recs, window) {
+		if g.MaxRisk() < minRisk {
+			continue
+		}
+		n++
+		if outDir == "" {
+			if n > 1 {
+				fmt.Fprint(stdout, "\n---\n\n")
+			}
+			if err := report.Write(stdout, eng.KB(), g); err != nil {
+				return n, err
+			}
+			continue
+		}
+		path := filepath.Join(outDir, g.FileName(i+1))
+		var buf bytes.Buffer
+		if err := report.Write(&buf, eng.KB(), g); err != nil {
+			return n, err
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			return n, err
+		}
+		fmt.Fprintln(stdout, path)
+	}
+	return n, nil
+}
+
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: triage demo\n\nRuns the engine over sample alerts embedded in the binary (an attack on one\ncontainer plus ordinary alerts) and prints what Falco rules would see.")
+		fmt.Fprintln(stderr, "Usage: triage demo\n\nRuns the engine over sample alerts embedded in the binary (an attack on one pod plus\nordinary alerts), prints what Falco rules on falco_alert would see for each, then the\nanalysis report of the attack's incident.")
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
-	fmt.Fprintf(stdout, "triage demo: %d embedded sample alerts through the plugin's engine\n\n", bytes.Count(demoAlerts, []byte("\n")))
-	byPriority := map[string]int{}
-	n := 0
-	_, bad, err := enrichStream(bytes.NewReader(demoAlerts), "demo", stderr, func(eng *engine.Engine, rec *event.Record, _ []byte) error {
-		n++
-		// Round-trip through the event payload, exactly as Falco would
-		// receive and extract it.
-		var got event.Record
-		if err := event.Decode(event.Encode(nil, rec), &got); err != nil {
-			return err
-		}
-		a := &got.Alert
-		byPriority[a.Priority.String()]++
-		vals := map[string]any{}
-		for _, nv := range fields.Values(&got, eng.KB()) {
-			vals[nv.Name] = nv.Value
-		}
-		fmt.Fprintf(stdout, "%2d. %s  %-13s %s\n", n, time.Unix(0, a.Time).UTC().Format("15:04:05.000"), a.Priority, a.Rule)
-		fmt.Fprintf(stdout, "    source=%s  env=%s  host=%s\n", orDash(a.Source), str(vals["mitigation.env"]), a.Hostname)
-		if f, ok := a.Field("proc.cmdline"); ok {
-			fmt.Fprintf(stdout, "    alert.field[proc.cmdline]=%q\n", f.Value)
-		}
-		fmt.Fprintf(stdout, "    risk:        %s %s  (%s)\n", str(vals["risk.score"]), str(vals["risk.level"]), joinList(vals["risk.factors"]))
-		fmt.Fprintf(stdout, "    ATT&CK:      %s  (%s)  tactics=%s\n", joinList(vals["mitre.techniques"]), joinList(vals["mitre.technique.names"]), joinList(vals["mitre.tactics"]))
-		if c, ok := vals["mitre.conflict"]; ok {
-			fmt.Fprintf(stdout, "    tag conflict: %v\n", c)
-		}
-		fmt.Fprintf(stdout, "    mitigations: %s  D3FEND=%s\n", joinList(vals["mitigation.ids"]), joinList(vals["mitigation.d3fend"]))
-		fmt.Fprintf(stdout, "    playbook:    %s  [%s]\n", joinList(vals["mitigation.playbooks"]), str(vals["mitigation.safety"]))
-		fmt.Fprintf(stdout, "    action:      %s\n", str(vals["mitigation.action"]))
-		if g, ok := vals["guide.triage"]; ok {
-			fmt.Fprintf(stdout, "    triage:      %v\n", g)
-		}
-		fmt.Fprintf(stdout, "    entity:      %s  alerts=%s tactics=%s score=%s",
-			str(vals["entity.id"]), str(vals["entity.alerts"]), joinList(vals["entity.tactics"]), str(vals["entity.risk.score"]))
-		if inc, ok := vals["incident.id"]; ok {
-			fmt.Fprintf(stdout, "  incident=%v (%s)", inc, joinList(vals["incident.reasons"]))
-		}
-		fmt.Fprintln(stdout)
-		if esc, ok := vals["entity.escalation"]; ok {
-			fmt.Fprintf(stdout, "    ESCALATED:   %s\n", joinList(esc))
-		}
-		fmt.Fprintln(stdout)
-		return nil
-	})
+	good, bad, err := readAlerts(bytes.NewReader(demoAlerts), "demo", stderr, nil)
 	if err != nil || bad > 0 {
-		fmt.Fprintln(stderr, "triage demo: sample data failed to process:", err)
+		fmt.Fprintln(stderr, "triage demo: embedded samples failed to parse:", err)
 		return 1
 	}
-	keys := make([]string, 0, len(byPriority))
-	for k := range byPriority {
-		keys = append(keys, k)
+	eng, recs, err := process(good)
+	if err != nil {
+		fmt.Fprintln(stderr, "triage demo:", err)
+		return 1
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		pi, _ := alert.ParsePriority(keys[i])
-		pj, _ := alert.ParsePriority(keys[j])
-		return pi > pj
-	})
-	fmt.Fprintf(stdout, "\n%d alerts:", n)
-	for _, k := range keys {
-		fmt.Fprintf(stdout, " %s=%d", k, byPriority[k])
+	fmt.Fprintf(stdout, "triage demo: %d sample alerts, in alert-time order, through the plugin's engine\n\n", len(recs))
+	for i, rec := range recs {
+		// Round-trip through the event payload, as Falco receives it.
+		var got event.Record
+		if err := event.Decode(event.Encode(nil, rec), &got); err != nil {
+			fmt.Fprintln(stderr, "triage demo:", err)
+			return 1
+		}
+		printSummary(stdout, i+1, &got, eng.KB())
 	}
-	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, "\n================================================================\n\n")
+	var incident *report.Group
+	window := time.Duration(config.Default().Correlation.WindowSec) * time.Second
+	for _, g := range report.GroupRecords(recs, window) {
+		if g.IncidentID != "" && (incident == nil || len(g.Records) > len(incident.Records)) {
+			incident = g
+		}
+	}
+	if incident == nil {
+		fmt.Fprintln(stderr, "triage demo: no incident in the samples")
+		return 1
+	}
+	if err := report.Write(stdout, eng.KB(), incident); err != nil {
+		fmt.Fprintln(stderr, "triage demo:", err)
+		return 1
+	}
 	return 0
+}
+
+func printSummary(w io.Writer, n int, rec *event.Record, k *kb.KB) {
+	vals := map[string]any{}
+	for _, nv := range fields.Values(rec, k) {
+		vals[nv.Name] = nv.Value
+	}
+	a := &rec.Alert
+	fmt.Fprintf(w, "%2d. %s  %-9s %s\n", n, time.Unix(0, a.Time).UTC().Format("15:04:05"), a.Priority, a.Rule)
+	fmt.Fprintf(w, "    risk %s %s (%s)\n", str(vals["risk.score"]), str(vals["risk.level"]), joinList(vals["risk.factors"]))
+	fmt.Fprintf(w, "    ATT&CK %s  mitigations %s  playbook %s\n", joinList(vals["mitre.techniques"]), joinList(vals["mitigation.ids"]), joinList(vals["mitigation.playbooks"]))
+	fmt.Fprintf(w, "    entity %s: %s alerts, tactics %s", str(vals["entity.id"]), str(vals["entity.alerts"]), joinList(vals["entity.tactics"]))
+	if inc, ok := vals["incident.id"]; ok {
+		fmt.Fprintf(w, ", %v", inc)
+	}
+	fmt.Fprintln(w)
+	if esc, ok := vals["entity.escalation"]; ok {
+		fmt.Fprintf(w, "    ESCALATED: %s\n", joinList(esc))
+	}
 }
 
 func str(v any) string {
@@ -265,13 +414,6 @@ func joinList(v any) string {
 	return strings.Join(l, ", ")
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 const (
 	readmeBegin = "<!-- README-PLUGIN-FIELDS -->"
 	readmeEnd   = "<!-- /README-PLUGIN-FIELDS -->"
@@ -283,7 +425,7 @@ func cmdFields(args []string, stdout, stderr io.Writer) int {
 	readme := fs.String("readme", "", "rewrite the table between "+readmeBegin+" and "+readmeEnd+" in this file")
 	check := fs.Bool("check", false, "with --readme: only check that the table is current; exit 1 if not")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	table := fields.MarkdownTable()
 	if *readme == "" {
