@@ -7,9 +7,22 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 LIB := libtriage.so
 CLI := bin/triage
 
-.PHONY: all clean test demo readme-fields check-readme-fields vet fmt
+.PHONY: all clean test demo readme-fields check-readme-fields vet fmt release
 
 all: $(LIB) $(CLI)
+
+# Release artifacts in $(DIST): the plugin built afresh with this VERSION
+# (the same c-shared build as $(LIB)), the rules, and SHA256SUMS of both.
+# `make release DIST=/tmp/x` writes elsewhere; `cd $(DIST) && sha256sum -c SHA256SUMS` checks.
+DIST ?= dist
+PLATFORM = $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
+release:
+	@test -n "$(VERSION)" || { echo "release: no version found in pkg/plugin/plugin.go" >&2; exit 1; }
+	@mkdir -p $(DIST)
+	$(GO) build -buildmode=c-shared -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/libtriage-$(VERSION)-$(PLATFORM).so ./plugin
+	rm -f $(DIST)/libtriage-$(VERSION)-$(PLATFORM).h
+	cp rules/triage_rules.yaml $(DIST)/triage_rules.yaml
+	cd $(DIST) && sha256sum libtriage-$(VERSION)-$(PLATFORM).so triage_rules.yaml > SHA256SUMS
 
 # Rebuilt whenever any Go source, go.mod or go.sum changes.
 $(LIB): $(GO_SOURCES)
