@@ -125,6 +125,14 @@ func TestRulesStructure(t *testing.T) {
 		assert.True(t, hasMaturity, "%s: tags need a maturity_* tag", e.Rule)
 	}
 	assert.True(t, pluginReq, "rules file must declare required_plugin_versions for triage")
+	engine := ""
+	for _, e := range entries {
+		if e.RequiredEngineVersion != "" {
+			engine = e.RequiredEngineVersion
+		}
+	}
+	// 0.50.0 is the rules engine of Falco 0.41, the oldest Falco with plugin API 3.11.
+	assert.Equal(t, "0.50.0", engine, "required_engine_version")
 	assert.Positive(t, rules)
 }
 
