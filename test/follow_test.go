@@ -115,3 +115,36 @@ func TestFileFollowFromBeginning(t *testing.T) {
 	evts = append(evts, collectN(t, inst, 1)...)
 	assert.Equal(t, []string{"old 1", "old 2", "new 1"}, rulesOf(t, p, evts))
 }
+
+// With follow.stateFile, a reopened input resumes after the last queued
+// line: nothing written while triage was down is lost, nothing repeats.
+func TestFileFollowResumesFromStateFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.json")
+	state := filepath.Join(dir, "triage.state")
+	appendLines(t, path, "before first start")
+	cfg := fmt.Sprintf(`{"follow": {"startAt": "beginning", "pollIntervalMs": 20, "stateFile": %q}}`, state)
+
+	p := newPlugin(t, cfg)
+	inst, err := p.Open("file://" + path)
+	require.NoError(t, err)
+	evts := collectN(t, inst, 1)
+	appendLines(t, path, "one", "two")
+	evts = append(evts, collectN(t, inst, 2)...)
+	assert.Equal(t, []string{"before first start", "one", "two"}, rulesOf(t, p, evts))
+	inst.Close() // saves the state
+
+	appendLines(t, path, "while down 1", "while down 2")
+	inst, err = p.Open("file://" + path)
+	require.NoError(t, err)
+	defer inst.Close()
+	evts = collectN(t, inst, 2)
+	appendLines(t, path, "after restart")
+	evts = append(evts, collectN(t, inst, 1)...)
+	assert.Equal(t, []string{"while down 1", "while down 2", "after restart"}, rulesOf(t, p, evts))
+	for i := 0; i < 3; i++ {
+		more, _, err := inst.NextBatch()
+		require.NoError(t, err)
+		require.Empty(t, more, "nothing delivered twice")
+	}
+}

@@ -5,11 +5,15 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/invopop/jsonschema"
@@ -67,18 +71,35 @@ type Asset struct {
 	Criticality string   `json:"criticality" jsonschema:"enum=low,enum=medium,enum=high,enum=extreme"`
 }
 
-// Webhook configures the http:// input.
+// Webhook configures the http:// and https:// input.
 type Webhook struct {
 	MaxBodyBytes int `json:"maxBodyBytes" jsonschema:"title=Maximum body size,description=Largest accepted request body in bytes; larger bodies get 413,default=16777216,minimum=1024,maximum=1073741824"`
-	// AllowNonLoopback exists because a webhook on all interfaces with no
-	// authentication lets anyone inject alerts.
-	AllowNonLoopback bool `json:"allowNonLoopback" jsonschema:"title=Allow non-loopback address,description=Allow the webhook to listen on an address other than loopback (no TLS or authentication yet: anyone who reaches the port can inject alerts),default=false"`
+	// AllowNonLoopback exists because a webhook on all interfaces with
+	// neither TLS nor a shared secret lets anyone inject alerts.
+	AllowNonLoopback    bool   `json:"allowNonLoopback" jsonschema:"title=Allow non-loopback address without protection,description=Allow the webhook to listen on an address other than loopback even with neither TLS nor a shared secret configured (then anyone who reaches the port can inject alerts),default=false"`
+	TLSCertFile         string `json:"tlsCertFile" jsonschema:"title=TLS certificate file,description=PEM certificate chain of the webhook server; required for https:// open_params and needs tlsKeyFile,default="`
+	TLSKeyFile          string `json:"tlsKeyFile" jsonschema:"title=TLS key file,description=PEM private key matching tlsCertFile,default="`
+	TLSClientCAFile     string `json:"tlsClientCAFile" jsonschema:"title=TLS client CA file,description=PEM CA certificates; when set every client must present a certificate signed by one of them (mutual TLS),default="`
+	SecretHeader        string `json:"secretHeader" jsonschema:"title=Shared-secret header,description=Request header that must carry the secret of secretFile (used only when secretFile is set),default=X-Triage-Secret"`
+	SecretFile          string `json:"secretFile" jsonschema:"title=Shared-secret file,description=File holding the shared secret (surrounding whitespace ignored); when set requests without the exact secret in secretHeader get 401,default="`
+	ReadHeaderTimeoutMs int    `json:"readHeaderTimeoutMs" jsonschema:"title=Header read timeout (ms),description=Time a client has to send the request headers (and the TLS handshake) before the connection is closed,default=10000,minimum=100,maximum=600000"`
+	ReadTimeoutMs       int    `json:"readTimeoutMs" jsonschema:"title=Request read timeout (ms),description=Time a client has to send a whole request (headers and body),default=60000,minimum=100,maximum=3600000"`
+	IdleTimeoutMs       int    `json:"idleTimeoutMs" jsonschema:"title=Idle connection timeout (ms),description=How long a kept-alive connection may wait for its next request,default=120000,minimum=100,maximum=3600000"`
+	MaxConnections      int    `json:"maxConnections" jsonschema:"title=Maximum connections,description=Client connections served at once; further connections wait in the kernel's accept queue until one closes,default=256,minimum=1,maximum=65536"`
+	Metrics             bool   `json:"metrics" jsonschema:"title=Prometheus metrics,description=Serve the input counters in Prometheus text format at /metrics on the webhook server (GET; the same TLS and secret apply),default=false"`
 }
+
+// SecretConfigured reports whether a shared secret is required.
+func (w *Webhook) SecretConfigured() bool { return w.SecretFile != "" }
+
+// TLSConfigured reports whether the webhook serves TLS.
+func (w *Webhook) TLSConfigured() bool { return w.TLSCertFile != "" }
 
 // Follow configures the file:// input.
 type Follow struct {
 	StartAt        string `json:"startAt" jsonschema:"title=Start position,description=end: only alerts appended after open (like tail -F -n0); beginning: the whole file first,enum=end,enum=beginning,default=end"`
 	PollIntervalMs int    `json:"pollIntervalMs" jsonschema:"title=Poll interval (ms),description=Safety-net interval for noticing appends and rotation when file notifications are silent,default=250,minimum=10,maximum=60000"`
+	StateFile      string `json:"stateFile" jsonschema:"title=State file,description=File recording the followed file's inode and the offset after the last queued alert; on restart reading resumes there (at-least-once; see docs/reliability.md). Empty: no state; startAt applies,default="`
 }
 
 // Reset sets every key to its default. Defaults live here and nowhere else.
@@ -90,8 +111,13 @@ func (c *Config) Reset() {
 		IdleTimeoutMs:    30,
 		StatsIntervalSec: 60,
 		Webhook: Webhook{
-			MaxBodyBytes:     16 * 1024 * 1024,
-			AllowNonLoopback: false,
+			MaxBodyBytes:        16 * 1024 * 1024,
+			AllowNonLoopback:    false,
+			SecretHeader:        "X-Triage-Secret",
+			ReadHeaderTimeoutMs: 10000,
+			ReadTimeoutMs:       60000,
+			IdleTimeoutMs:       120000,
+			MaxConnections:      256,
 		},
 		Follow: Follow{
 			StartAt:        "end",
@@ -192,6 +218,10 @@ func (c *Config) Validate() error {
 		{"idleTimeoutMs", c.IdleTimeoutMs, 1, 1000},
 		{"statsIntervalSec", c.StatsIntervalSec, 0, 86400},
 		{"webhook.maxBodyBytes", c.Webhook.MaxBodyBytes, 1024, 1 << 30},
+		{"webhook.readHeaderTimeoutMs", c.Webhook.ReadHeaderTimeoutMs, 100, 600000},
+		{"webhook.readTimeoutMs", c.Webhook.ReadTimeoutMs, 100, 3600000},
+		{"webhook.idleTimeoutMs", c.Webhook.IdleTimeoutMs, 100, 3600000},
+		{"webhook.maxConnections", c.Webhook.MaxConnections, 1, 65536},
 		{"follow.pollIntervalMs", c.Follow.PollIntervalMs, 10, 60000},
 		{"correlation.windowSec", c.Correlation.WindowSec, 1, 604800},
 		{"correlation.riskWindowSec", c.Correlation.RiskWindowSec, 1, 2592000},
@@ -209,12 +239,166 @@ func (c *Config) Validate() error {
 	if c.Webhook.MaxBodyBytes < c.MaxEventBytes {
 		return fmt.Errorf("init_config: key \"webhook.maxBodyBytes\": %d is smaller than maxEventBytes (%d), so the largest alert could never be posted", c.Webhook.MaxBodyBytes, c.MaxEventBytes)
 	}
+	if err := c.Webhook.validate(); err != nil {
+		return err
+	}
 	switch c.Follow.StartAt {
 	case "end", "beginning":
 	default:
 		return fmt.Errorf("init_config: key \"follow.startAt\": %q is not one of end, beginning", c.Follow.StartAt)
 	}
+	if err := c.Follow.validate(); err != nil {
+		return err
+	}
 	return c.Risk.validate()
+}
+
+func (w *Webhook) validate() error {
+	if w.ReadHeaderTimeoutMs > w.ReadTimeoutMs {
+		return fmt.Errorf("init_config: key \"webhook.readHeaderTimeoutMs\": %d is larger than webhook.readTimeoutMs (%d), which also bounds the headers", w.ReadHeaderTimeoutMs, w.ReadTimeoutMs)
+	}
+	switch {
+	case w.TLSCertFile != "" && w.TLSKeyFile == "":
+		return errors.New("init_config: key \"webhook.tlsKeyFile\": missing; webhook.tlsCertFile is set and needs its private key")
+	case w.TLSKeyFile != "" && w.TLSCertFile == "":
+		return errors.New("init_config: key \"webhook.tlsCertFile\": missing; webhook.tlsKeyFile is set but there is no certificate")
+	case w.TLSClientCAFile != "" && w.TLSCertFile == "":
+		return errors.New("init_config: key \"webhook.tlsClientCAFile\": mutual TLS needs TLS: set webhook.tlsCertFile and webhook.tlsKeyFile too")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"webhook.tlsCertFile", w.TLSCertFile},
+		{"webhook.tlsKeyFile", w.TLSKeyFile},
+		{"webhook.tlsClientCAFile", w.TLSClientCAFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := readFile(f.key, f.path); err != nil {
+			return err
+		}
+	}
+	if w.TLSCertFile != "" {
+		if _, err := w.LoadKeyPair(); err != nil {
+			return err
+		}
+	}
+	if w.TLSClientCAFile != "" {
+		if _, err := w.LoadClientCAs(); err != nil {
+			return err
+		}
+	}
+	if w.SecretFile != "" {
+		if err := validHeaderName(w.SecretHeader); err != nil {
+			return fmt.Errorf("init_config: key \"webhook.secretHeader\": %v", err)
+		}
+		if _, err := w.LoadSecret(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFile reads a file named by a config key; errors name the key but
+// never the content.
+func readFile(key, name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("init_config: key %q: cannot read %s: %v", key, name, errors.Unwrap(err))
+	}
+	return b, nil
+}
+
+// LoadKeyPair reads and checks webhook.tlsCertFile and webhook.tlsKeyFile.
+func (w *Webhook) LoadKeyPair() (tls.Certificate, error) {
+	cert, err := readFile("webhook.tlsCertFile", w.TLSCertFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := readFile("webhook.tlsKeyFile", w.TLSKeyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if !bytes.Contains(cert, []byte("-----BEGIN CERTIFICATE-----")) {
+		return tls.Certificate{}, fmt.Errorf("init_config: key \"webhook.tlsCertFile\": %s holds no PEM certificate", w.TLSCertFile)
+	}
+	if !bytes.Contains(key, []byte("PRIVATE KEY-----")) {
+		return tls.Certificate{}, fmt.Errorf("init_config: key \"webhook.tlsKeyFile\": %s holds no PEM private key", w.TLSKeyFile)
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		// The message of crypto/tls never includes key material.
+		return tls.Certificate{}, fmt.Errorf("init_config: keys \"webhook.tlsCertFile\" and \"webhook.tlsKeyFile\": %v", err)
+	}
+	return pair, nil
+}
+
+// LoadClientCAs reads webhook.tlsClientCAFile into a pool.
+func (w *Webhook) LoadClientCAs() (*x509.CertPool, error) {
+	b, err := readFile("webhook.tlsClientCAFile", w.TLSClientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("init_config: key \"webhook.tlsClientCAFile\": %s holds no PEM CA certificate", w.TLSClientCAFile)
+	}
+	return pool, nil
+}
+
+// LoadSecret reads webhook.secretFile. Surrounding whitespace (a trailing
+// newline from echo) is not part of the secret.
+func (w *Webhook) LoadSecret() ([]byte, error) {
+	b, err := readFile("webhook.secretFile", w.SecretFile)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("init_config: key \"webhook.secretFile\": %s is empty", w.SecretFile)
+	}
+	if len(b) > 4096 {
+		return nil, fmt.Errorf("init_config: key \"webhook.secretFile\": the secret in %s is longer than 4096 bytes", w.SecretFile)
+	}
+	for _, c := range b {
+		// A header value cannot carry control characters.
+		if c < 0x20 || c == 0x7f {
+			return nil, fmt.Errorf("init_config: key \"webhook.secretFile\": the secret in %s contains a control character, which cannot be sent in a header", w.SecretFile)
+		}
+	}
+	return b, nil
+}
+
+// validHeaderName accepts an HTTP token (RFC 9110 section 5.6.2).
+func validHeaderName(s string) error {
+	if s == "" {
+		return errors.New("empty header name")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return fmt.Errorf("%q is not a valid header name", s)
+	}
+	return nil
+}
+
+func (f *Follow) validate() error {
+	if f.StateFile == "" {
+		return nil
+	}
+	dir := filepath.Dir(f.StateFile)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("init_config: key \"follow.stateFile\": directory %s: %v", dir, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("init_config: key \"follow.stateFile\": %s is not a directory", dir)
+	}
+	if st, err := os.Stat(f.StateFile); err == nil && st.IsDir() {
+		return fmt.Errorf("init_config: key \"follow.stateFile\": %s is a directory", f.StateFile)
+	}
+	return nil
 }
 
 // Criticalities are the asset criticality levels, lowest first.

@@ -1,8 +1,19 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,5 +99,117 @@ func TestSchemaDefaultsMatchReset(t *testing.T) {
 			continue
 		}
 		assert.Equal(t, def, prop.Default, key)
+	}
+}
+
+// selfSigned writes a self-signed certificate and its key, PEM encoded.
+func selfSigned(t *testing.T, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IsCA:         true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	certFile = filepath.Join(dir, name+".pem")
+	keyFile = filepath.Join(dir, name+".key")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600))
+	return certFile, keyFile
+}
+
+func webhookJSON(t *testing.T, kv ...any) string {
+	t.Helper()
+	m := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	b, err := json.Marshal(map[string]any{"webhook": m})
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestWebhookSecurityConfig(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir, "a")
+	otherCert, otherKey := selfSigned(t, dir, "b")
+	secret := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("token\n"), 0o600))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte(" \n"), 0o600))
+	ctrl := filepath.Join(dir, "ctrl")
+	require.NoError(t, os.WriteFile(ctrl, []byte("a\x01b"), 0o600))
+	missing := filepath.Join(dir, "missing.pem")
+	notPEM := filepath.Join(dir, "not.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("hello"), 0o600))
+	unreadable := filepath.Join(dir, "unreadable.pem")
+	require.NoError(t, os.WriteFile(unreadable, []byte("x"), 0o000))
+	_, unreadableErr := os.ReadFile(unreadable) // root can read anything
+
+	// Valid combinations.
+	for _, in := range []string{
+		webhookJSON(t, "tlsCertFile", cert, "tlsKeyFile", key),
+		webhookJSON(t, "tlsCertFile", cert, "tlsKeyFile", key, "tlsClientCAFile", otherCert),
+		webhookJSON(t, "secretFile", secret),
+		webhookJSON(t, "secretFile", secret, "secretHeader", "X-Falco-Token"),
+		webhookJSON(t, "readHeaderTimeoutMs", 500, "readTimeoutMs", 500, "idleTimeoutMs", 100, "maxConnections", 1, "metrics", true),
+	} {
+		c, err := Parse(in)
+		require.NoError(t, err, in)
+		assert.NotEqual(t, Default(), c, in)
+	}
+	c, err := Parse(webhookJSON(t, "secretFile", secret))
+	require.NoError(t, err)
+	s, err := c.Webhook.LoadSecret()
+	require.NoError(t, err)
+	assert.Equal(t, "token", string(s), "surrounding whitespace is not part of the secret")
+
+	cases := []struct {
+		in      string
+		key     string
+		mention string
+	}{
+		{webhookJSON(t, "tlsCertFile", cert), `"webhook.tlsKeyFile"`, "missing"},
+		{webhookJSON(t, "tlsKeyFile", key), `"webhook.tlsCertFile"`, "missing"},
+		{webhookJSON(t, "tlsClientCAFile", cert), `"webhook.tlsClientCAFile"`, "tlsCertFile"},
+		{webhookJSON(t, "tlsCertFile", missing, "tlsKeyFile", key), `"webhook.tlsCertFile"`, "missing.pem"},
+		{webhookJSON(t, "tlsCertFile", cert, "tlsKeyFile", missing), `"webhook.tlsKeyFile"`, "missing.pem"},
+		{webhookJSON(t, "tlsCertFile", cert, "tlsKeyFile", key, "tlsClientCAFile", missing), `"webhook.tlsClientCAFile"`, "missing.pem"},
+		{webhookJSON(t, "tlsCertFile", notPEM, "tlsKeyFile", key), `"webhook.tlsCertFile"`, "no PEM certificate"},
+		{webhookJSON(t, "tlsCertFile", cert, "tlsKeyFile", notPEM), `"webhook.tlsKeyFile"`, "no PEM private key"},
+		{webhookJSON(t, "tlsCertFile", cert, "tlsKeyFile", otherKey), `"webhook.tlsKeyFile"`, "match"},
+		{webhookJSON(t, "tlsCertFile", cert, "tlsKeyFile", key, "tlsClientCAFile", notPEM), `"webhook.tlsClientCAFile"`, "no PEM CA"},
+		{webhookJSON(t, "tlsCertFile", dir, "tlsKeyFile", key), `"webhook.tlsCertFile"`, "directory"},
+		{webhookJSON(t, "secretFile", missing), `"webhook.secretFile"`, "missing.pem"},
+		{webhookJSON(t, "secretFile", empty), `"webhook.secretFile"`, "empty"},
+		{webhookJSON(t, "secretFile", ctrl), `"webhook.secretFile"`, "control character"},
+		{webhookJSON(t, "secretFile", secret, "secretHeader", "X Token"), `"webhook.secretHeader"`, "header name"},
+		{webhookJSON(t, "secretFile", secret, "secretHeader", ""), `"webhook.secretHeader"`, "empty"},
+		{webhookJSON(t, "readHeaderTimeoutMs", 10), `"webhook.readHeaderTimeoutMs"`, "out of range"},
+		{webhookJSON(t, "readTimeoutMs", 1000, "readHeaderTimeoutMs", 2000), `"webhook.readHeaderTimeoutMs"`, "readTimeoutMs"},
+		{webhookJSON(t, "idleTimeoutMs", 0), `"webhook.idleTimeoutMs"`, "out of range"},
+		{webhookJSON(t, "maxConnections", 0), `"webhook.maxConnections"`, "out of range"},
+		{webhookJSON(t, "metrics", "yes"), `"webhook.metrics"`, "true or false"},
+		{`{"follow": {"stateFile": "/nonexistent-dir/state.json"}}`, `"follow.stateFile"`, "nonexistent-dir"},
+		{`{"follow": {"stateFile": ` + strconv.Quote(dir) + `}}`, `"follow.stateFile"`, "is a directory"},
+	}
+	if unreadableErr != nil {
+		cases = append(cases, struct{ in, key, mention string }{webhookJSON(t, "tlsCertFile", unreadable, "tlsKeyFile", key), `"webhook.tlsCertFile"`, "permission denied"})
+	}
+	for _, tc := range cases {
+		_, err := Parse(tc.in)
+		require.Error(t, err, tc.in)
+		assert.Contains(t, err.Error(), tc.key, tc.in)
+		assert.Contains(t, err.Error(), tc.mention, tc.in)
+		assert.NotContains(t, err.Error(), "token", "errors never show the secret")
+		assert.NotContains(t, err.Error(), "PRIVATE KEY", "errors never show key material")
 	}
 }

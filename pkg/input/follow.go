@@ -22,6 +22,10 @@ type FollowOptions struct {
 	StartAtEnd   bool                             // true: like `tail -F -n0` (only lines appended after start); false: from the beginning
 	PollInterval time.Duration                    // safety-net stat polling when fsnotify is silent; default 250ms when zero
 	Logf         func(format string, args ...any) // may be nil
+	// StateFile, when set, records the followed file's inode and the offset after the last line emit
+	// accepted (or skipped as oversize), at most every 100 ms and when Follow returns; at start, reading
+	// resumes there if the state matches the file (see state.go). Empty: no state.
+	StateFile string
 }
 
 // Follow follows path like `tail -F` until ctx is canceled (then returns ctx.Err()).
@@ -91,6 +95,10 @@ func Follow(ctx context.Context, path string, opts FollowOptions, emit EmitFunc,
 		atStart:  true,
 	}
 	defer fo.closeFile()
+	if opts.StateFile != "" {
+		fo.initState()
+		defer fo.saveState(true) // runs before closeFile: the file is still open for the fingerprint
+	}
 
 	tick := time.NewTicker(opts.PollInterval)
 	defer tick.Stop()
@@ -98,9 +106,58 @@ func Follow(ctx context.Context, path string, opts FollowOptions, emit EmitFunc,
 		if err := fo.step(ctx); err != nil {
 			return err
 		}
+		fo.saveState(false)
 		if err := fo.wait(ctx, w, tick); err != nil {
 			return err
 		}
+	}
+}
+
+// initState loads the state file and wraps emit and oversize so that every
+// handled line moves the recorded position.
+func (fo *follower) initState() {
+	fo.st = &stateTracker{file: fo.opts.StateFile, logf: fo.logf}
+	saved, err := loadState(fo.opts.StateFile)
+	switch {
+	case err != nil:
+		fo.logf("input: ignoring follow state: %v; starting per follow.startAt", err)
+	case saved != nil:
+		fo.saved = saved
+	}
+	emit, oversize := fo.emit, fo.oversize
+	fo.emit = func(line []byte, pos LinePos) error {
+		if err := emit(line, pos); err != nil {
+			return err
+		}
+		fo.st.handled(pos)
+		fo.saveState(false)
+		return nil
+	}
+	fo.oversize = func(pos LinePos, length int64) {
+		if oversize != nil {
+			oversize(pos, length)
+		}
+		fo.st.handled(pos)
+	}
+}
+
+// saveState writes the state if a save is due (or pending, with force).
+func (fo *follower) saveState(force bool) {
+	if fo.st == nil || fo.f == nil {
+		return
+	}
+	now := time.Now()
+	if due, _ := fo.st.due(now); due || (force && fo.st.dirty) {
+		fo.st.save(fo.f, now)
+	}
+}
+
+// markPosition records the reading position as handled: at open (so that
+// a restart resumes where this run started, not per startAt again) and
+// after a truncation.
+func (fo *follower) markPosition() {
+	if fo.st != nil {
+		fo.st.handled(fo.sp.pos)
 	}
 }
 
@@ -116,6 +173,9 @@ type follower struct {
 	atStart bool        // the first open attempt is still to come (StartAtEnd applies only to it)
 	orphan  bool        // path no longer exists; f is the old file, still read
 	lastMsg string      // last "waiting"/stat problem logged, to log each once
+
+	st    *stateTracker // nil without a state file
+	saved *followState  // state loaded at start, used by the first open only
 }
 
 func (fo *follower) logf(format string, args ...any) {
@@ -180,6 +240,7 @@ func (fo *follower) step(ctx context.Context) error {
 				return err
 			}
 			fo.logf("input: %s was rotated (old inode %d, %d lines read); reading the new file", fo.path, fo.sp.pos.Inode, fo.sp.pos.LineNo)
+			fo.saveState(true) // the old file's position, while it is still open
 			fo.closeFile()
 			fo.orphan = false
 			continue
@@ -224,7 +285,26 @@ func (fo *follower) open(ctx context.Context) (bool, error) {
 	fo.lastMsg = ""
 	fo.f, fo.fi = f, fi
 	ino := inodeOf(fi)
-	if atStart && fo.opts.StartAtEnd {
+	saved := fo.saved
+	fo.saved = nil
+	resumed := false
+	if atStart && saved != nil {
+		off, lineNo, ok, why := resumeOffset(saved, fo.path, f, fi)
+		if ok {
+			if _, err := f.Seek(off, io.SeekStart); err != nil {
+				fo.closeFile()
+				return false, fmt.Errorf("input: follow %s: %w", fo.path, err)
+			}
+			fo.sp.reset(f, fo.path, ino, off, lineNo)
+			resumed = true
+			fo.logf("input: resuming %s from the state in %s", fo.path, fo.opts.StateFile)
+		} else {
+			fo.logf("input: not resuming %s from the state in %s: %s; starting per follow.startAt", fo.path, fo.opts.StateFile, why)
+		}
+	}
+	if resumed {
+		// positioned above
+	} else if atStart && fo.opts.StartAtEnd {
 		if err := fo.skipToEnd(ctx, fi.Size(), ino); err != nil {
 			fo.closeFile()
 			return false, err
@@ -233,6 +313,8 @@ func (fo *follower) open(ctx context.Context) (bool, error) {
 		fo.sp.reset(f, fo.path, ino, 0, 0)
 	}
 	fo.logf("input: following %s (inode %d) from offset %d, line %d", fo.path, ino, fo.sp.read, fo.sp.pos.LineNo+1)
+	fo.markPosition()
+	fo.saveState(true)
 	return true, nil
 }
 
@@ -279,16 +361,27 @@ func (fo *follower) truncated(size int64) error {
 		fo.logf("input: %s was truncated (size %d < offset %d); reading from the start", fo.path, size, fo.sp.read)
 	}
 	fo.sp.reset(fo.f, fo.path, fo.sp.pos.Inode, 0, 0)
+	fo.markPosition()
 	return nil
 }
 
 // wait blocks until something may have changed: a relevant fsnotify event,
 // a watcher error (e.g. overflow: a re-check recovers) or a poll tick.
 func (fo *follower) wait(ctx context.Context, w *fsnotify.Watcher, tick *time.Ticker) error {
+	var stateDue <-chan time.Time // a rate-limited state save is pending
+	if fo.st != nil {
+		if _, d := fo.st.due(time.Now()); d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			stateDue = t.C
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-stateDue:
+			return nil
 		case <-tick.C:
 			return nil
 		case ev, ok := <-w.Events:

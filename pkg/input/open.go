@@ -122,6 +122,7 @@ func Start(spec Spec, cfg config.Config, q *AlertQueue, c *Counters, log *loggin
 			StartAtEnd:   cfg.Follow.StartAt == "end",
 			PollInterval: time.Duration(cfg.Follow.PollIntervalMs) * time.Millisecond,
 			Logf:         log.Printf,
+			StateFile:    cfg.Follow.StateFile,
 		}
 		in.run(func() error {
 			return Follow(ctx, spec.Path, opts, lineSink(ctx, q, c, cfg, log), oversizeSink(c, log))

@@ -3,9 +3,13 @@ package input
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"mime"
 	"net"
 	"net/http"
@@ -13,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,14 +26,12 @@ import (
 	"github.com/triage-dev/triage/pkg/logging"
 )
 
-// Timeouts against slow or stuck clients. Falco and Falcosidekick send
-// small bodies quickly and reuse connections.
+// Limits that are not configurable: Falco and Falcosidekick send small
+// headers and read answers at once.
 const (
-	webhookReadHeaderTimeout = 10 * time.Second
-	webhookReadTimeout       = 60 * time.Second
-	webhookWriteTimeout      = 30 * time.Second
-	webhookIdleTimeout       = 120 * time.Second
-	webhookMaxHeaderBytes    = 64 << 10
+	webhookWriteSlack     = 30 * time.Second // WriteTimeout = readTimeout + this (it also covers the body read)
+	webhookMaxHeaderBytes = 64 << 10
+	metricsPath           = "/metrics"
 )
 
 // acceptedContentTypes are the media types the webhook takes. Falco's
@@ -45,6 +48,7 @@ var acceptedContentTypes = map[string]bool{
 // Webhook receives alerts over HTTP and queues them.
 type Webhook struct {
 	addr     string
+	scheme   string
 	path     string
 	ln       net.Listener
 	srv      *http.Server
@@ -56,13 +60,59 @@ type Webhook struct {
 	parsers  sync.Pool
 	done     chan struct{}
 	serveErr error
+
+	// secretHeader is non-empty when a shared secret is required;
+	// secretSum is the SHA-256 of the secret (the secret itself is not
+	// kept, and comparing digests keeps the compare constant-time whatever
+	// the length sent).
+	secretHeader string
+	secretSum    [sha256.Size]byte
+	metrics      bool
+	unauthorized atomic.Uint64
+	conns        *limitListener
+}
+
+// newWebhook builds the handler without listening (ListenWebhook binds it;
+// the fuzz test drives ServeHTTP directly).
+func newWebhook(path string, cfg config.Config, q *AlertQueue, c *Counters, log *logging.Logger) (*Webhook, error) {
+	w := &Webhook{
+		scheme:   "http",
+		path:     path,
+		q:        q,
+		c:        c,
+		log:      log,
+		maxBody:  int64(cfg.Webhook.MaxBodyBytes),
+		maxEvent: cfg.MaxEventBytes,
+		metrics:  cfg.Webhook.Metrics,
+		done:     make(chan struct{}),
+	}
+	w.parsers.New = func() any { return new(alert.Parser) }
+	if cfg.Webhook.SecretConfigured() {
+		secret, err := cfg.Webhook.LoadSecret()
+		if err != nil {
+			return nil, err
+		}
+		w.secretHeader = http.CanonicalHeaderKey(cfg.Webhook.SecretHeader)
+		w.secretSum = sha256.Sum256(secret)
+		clear(secret)
+	}
+	if w.metrics && path == metricsPath {
+		return nil, fmt.Errorf("open_params: the webhook path %s is where init_config webhook.metrics serves the counters; post alerts to another path", metricsPath)
+	}
+	return w, nil
 }
 
 // ListenWebhook binds the address in u now, so that a busy port or a bad
 // address is an error at open time, not a silent failure later.
 func ListenWebhook(u *url.URL, cfg config.Config, q *AlertQueue, c *Counters, log *logging.Logger) (*Webhook, error) {
-	if u.Scheme == "https" {
-		return nil, errors.New("open_params: https is not supported yet; use http on loopback")
+	wc := &cfg.Webhook
+	switch {
+	case u.Scheme == "https" && !wc.TLSConfigured():
+		return nil, errors.New("open_params: https:// needs a certificate: set init_config webhook.tlsCertFile and webhook.tlsKeyFile")
+	case u.Scheme == "http" && wc.TLSConfigured():
+		return nil, fmt.Errorf("open_params: %q is plain http but init_config webhook.tlsCertFile is set; write https:// to serve TLS", u.Redacted())
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("open_params: unsupported webhook scheme %q", u.Scheme)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("open_params: %q: user info, query and fragment are not supported in the webhook URL", u.Redacted())
@@ -78,45 +128,78 @@ func ListenWebhook(u *url.URL, cfg config.Config, q *AlertQueue, c *Counters, lo
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return nil, fmt.Errorf("open_params: bad port %q", port)
 	}
-	if !isLoopback(host) && !cfg.Webhook.AllowNonLoopback {
-		return nil, fmt.Errorf("open_params: refusing to listen on non-loopback address %q: the webhook has no TLS or authentication yet, so anyone who can reach it could inject alerts; listen on 127.0.0.1, or set init_config webhook.allowNonLoopback: true if the network is trusted", host)
+	protected := wc.TLSConfigured() || wc.SecretConfigured()
+	if !isLoopback(host) {
+		switch {
+		case !protected && !wc.AllowNonLoopback:
+			return nil, fmt.Errorf("open_params: refusing to listen on non-loopback address %q without protection: anyone who reaches the port could inject alerts. Listen on 127.0.0.1, or configure TLS (init_config webhook.tlsCertFile and webhook.tlsKeyFile, with webhook.tlsClientCAFile for client certificates) and/or a shared secret (webhook.secretFile), or set webhook.allowNonLoopback: true if the network is trusted", host)
+		case !protected:
+			log.Printf("webhook: listening on non-loopback address %s with neither TLS nor a shared secret (webhook.allowNonLoopback is set): anyone who reaches it can inject alerts", host)
+		case wc.TLSClientCAFile == "" && !wc.SecretConfigured():
+			log.Printf("webhook: TLS without client certificates or a shared secret on %s: traffic is encrypted but anyone who reaches the port can inject alerts (set webhook.tlsClientCAFile or webhook.secretFile)", host)
+		case !wc.TLSConfigured():
+			log.Printf("webhook: shared secret over plain http on %s: the secret crosses the network in clear text (set webhook.tlsCertFile and webhook.tlsKeyFile)", host)
+		}
 	}
 	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
+	w, err := newWebhook(path, cfg, q, c, log)
+	if err != nil {
+		return nil, err
+	}
+	var tlsCfg *tls.Config
+	if wc.TLSConfigured() {
+		// Read at open, so certificates renewed since init are picked up.
+		pair, err := wc.LoadKeyPair()
+		if err != nil {
+			return nil, err
+		}
+		tlsCfg = &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{pair},
+			NextProtos:   []string{"http/1.1"},
+		}
+		if wc.TLSClientCAFile != "" {
+			pool, err := wc.LoadClientCAs()
+			if err != nil {
+				return nil, err
+			}
+			tlsCfg.ClientCAs = pool
+			tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		w.scheme = "https"
+	}
 	addr := net.JoinHostPort(host, port)
-	ln, err := net.Listen("tcp", addr)
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("webhook: cannot listen on %s: port already in use (another triage or program holds it; pick another port in open_params)", addr)
 		}
 		return nil, fmt.Errorf("webhook: cannot listen on %s: %w", addr, err)
 	}
-	w := &Webhook{
-		addr:     ln.Addr().String(),
-		path:     path,
-		ln:       ln,
-		q:        q,
-		c:        c,
-		log:      log,
-		maxBody:  int64(cfg.Webhook.MaxBodyBytes),
-		maxEvent: cfg.MaxEventBytes,
-		done:     make(chan struct{}),
+	w.addr = tcp.Addr().String()
+	w.conns = newLimitListener(tcp, wc.MaxConnections)
+	w.ln = w.conns
+	if tlsCfg != nil {
+		w.ln = tls.NewListener(w.conns, tlsCfg)
 	}
-	w.parsers.New = func() any { return new(alert.Parser) }
+	readTimeout := time.Duration(wc.ReadTimeoutMs) * time.Millisecond
 	w.srv = &http.Server{
 		Handler:           w,
-		ReadHeaderTimeout: webhookReadHeaderTimeout,
-		ReadTimeout:       webhookReadTimeout,
-		WriteTimeout:      webhookWriteTimeout,
-		IdleTimeout:       webhookIdleTimeout,
+		ReadHeaderTimeout: time.Duration(wc.ReadHeaderTimeoutMs) * time.Millisecond,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      readTimeout + webhookWriteSlack,
+		IdleTimeout:       time.Duration(wc.IdleTimeoutMs) * time.Millisecond,
 		MaxHeaderBytes:    webhookMaxHeaderBytes,
-		ErrorLog:          nil,
+		// net/http's own messages (TLS handshake failures, accept errors)
+		// are driven by clients: rate-limit them into the plugin log.
+		ErrorLog: stdlog.New(limitedWriter{log}, "", 0),
 	}
 	go func() {
 		defer close(w.done)
-		if err := w.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := w.srv.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.serveErr = err
 			log.Printf("webhook on %s stopped: %v", w.addr, err)
 		}
@@ -124,11 +207,19 @@ func ListenWebhook(u *url.URL, cfg config.Config, q *AlertQueue, c *Counters, lo
 	return w, nil
 }
 
+// limitedWriter turns net/http's error log into rate-limited plugin log lines.
+type limitedWriter struct{ log *logging.Logger }
+
+func (l limitedWriter) Write(p []byte) (int, error) {
+	l.log.Limitedf("webhook: %s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
 // Addr returns the bound address (useful with port 0).
 func (w *Webhook) Addr() string { return w.addr }
 
 // URL returns the URL senders should post to.
-func (w *Webhook) URL() string { return "http://" + w.addr + w.path }
+func (w *Webhook) URL() string { return w.scheme + "://" + w.addr + w.path }
 
 // Shutdown stops accepting, lets in-flight requests finish (bounded by
 // ctx), then closes.
@@ -149,6 +240,20 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// authorized checks the shared-secret header in constant time. A request
+// may carry the header once; several values are refused.
+func (w *Webhook) authorized(r *http.Request) bool {
+	if w.secretHeader == "" {
+		return true
+	}
+	vals := r.Header.Values(w.secretHeader)
+	if len(vals) != 1 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(vals[0]))
+	return subtle.ConstantTimeCompare(sum[:], w.secretSum[:]) == 1
+}
+
 // ServeHTTP implements the webhook protocol: 200 only when every alert of
 // the body is queued, 4xx with the reason otherwise, 503 when the queue is
 // full (nothing of the body is queued, the sender should retry).
@@ -162,6 +267,16 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			http.Error(rw, "internal error", http.StatusInternalServerError)
 		}
 	}()
+	if !w.authorized(r) {
+		w.unauthorized.Add(1)
+		w.log.Limitedf("webhook: refused request from %s: missing or wrong %s header", r.RemoteAddr, w.secretHeader)
+		http.Error(rw, fmt.Sprintf("unauthorized: send the shared secret in the %s header", w.secretHeader), http.StatusUnauthorized)
+		return
+	}
+	if w.metrics && r.URL.Path == metricsPath {
+		w.serveMetrics(rw, r)
+		return
+	}
 	if r.URL.Path != w.path {
 		http.Error(rw, fmt.Sprintf("not found: triage accepts alerts at %s", w.path), http.StatusNotFound)
 		return
@@ -284,4 +399,94 @@ func splitLines(b []byte) [][]byte {
 		}
 	}
 	return out
+}
+
+// metric is one line of the /metrics page.
+type metric struct {
+	name, kind, help string
+	value            uint64
+}
+
+// serveMetrics writes the counters in the Prometheus text exposition
+// format (version 0.0.4).
+func (w *Webhook) serveMetrics(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		rw.Header().Set("Allow", "GET, HEAD")
+		http.Error(rw, "method not allowed: read metrics with GET", http.StatusMethodNotAllowed)
+		return
+	}
+	s := w.c.Snapshot()
+	ms := []metric{
+		{"triage_alerts_received_total", "counter", "Alerts (lines or bodies) that reached an input.", s.Received},
+		{"triage_alerts_queued_total", "counter", "Alerts put in the queue towards Falco.", s.Queued},
+		{"triage_alerts_delivered_total", "counter", "Events handed to Falco by next_batch.", s.Delivered},
+		{"triage_alerts_malformed_total", "counter", "Alerts rejected as malformed (bad JSON, wrong types, missing keys, bad values).", s.Malformed},
+		{"triage_alerts_oversize_total", "counter", "Alerts or bodies rejected for exceeding the size limits.", s.Oversize},
+		{"triage_alerts_loop_dropped_total", "counter", "Alerts from source falco_alert dropped by the loop guard.", s.LoopDropped},
+		{"triage_alerts_queue_full_total", "counter", "Alerts refused with 503 because the queue was full (the sender keeps them).", s.QueueFull},
+		{"triage_alerts_skipped_total", "counter", "Alerts dropped inside next_batch (a recovered panic or an event too large to encode).", s.Skipped},
+		{"triage_webhook_unauthorized_total", "counter", "Requests refused with 401 for a missing or wrong shared secret.", w.unauthorized.Load()},
+	}
+	if w.conns != nil {
+		ms = append(ms, metric{"triage_webhook_connections", "gauge", "Client connections currently open.", uint64(w.conns.Open())})
+	}
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.kind, m.name, m.value)
+	}
+	rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	rw.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	if r.Method == http.MethodHead {
+		return
+	}
+	io.WriteString(rw, b.String()) //nolint:errcheck // the client went away; nothing to do
+}
+
+// limitListener accepts at most max connections at once: Accept waits for
+// a slot, so further clients queue in the kernel's backlog (and time out
+// there) instead of costing a goroutine and buffers each.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+	stop  chan struct{}
+	once  sync.Once
+}
+
+func newLimitListener(ln net.Listener, max int) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, max), stop: make(chan struct{})}
+}
+
+// Open returns the number of connections currently held.
+func (l *limitListener) Open() int { return len(l.slots) }
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.stop:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.stop) })
+	return l.Listener.Close()
+}
+
+// limitedConn gives its slot back once, on the first Close.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

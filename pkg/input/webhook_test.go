@@ -1,12 +1,24 @@
 package input
 
 import (
+	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +262,520 @@ func TestWebhookRejectsBadURLs(t *testing.T) {
 		_, err = ListenWebhook(u, config.Default(), NewAlertQueue(16), &Counters{}, logging.Default())
 		assert.Error(t, err, raw)
 	}
+}
+
+// testPKI is a throwaway CA with a server certificate for 127.0.0.1 and
+// localhost, and client certificates from this CA and from a second,
+// untrusted one. Everything is generated per test; nothing is checked in.
+type testPKI struct {
+	dir                        string
+	caFile, certFile, keyFile  string // server side
+	caPool                     *x509.CertPool
+	client, strangerClient     tls.Certificate
+	otherCAFile                string
+	clientCertFile, clientKeyF string
+}
+
+type issuer struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+var serial int64 = 1
+
+func newKey(t *testing.T) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	return k
+}
+
+func newCA(t *testing.T, name string) issuer {
+	t.Helper()
+	key := newKey(t)
+	serial++
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(serial),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return issuer{cert, key}
+}
+
+func (ca issuer) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key := newKey(t)
+	serial++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+	}
+	if usage == x509.ExtKeyUsageServerAuth {
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+func certPEM(ca issuer) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	return p
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	ca := newCA(t, "triage test CA")
+	other := newCA(t, "someone else's CA")
+	srvCert, srvKey := ca.issue(t, "triage webhook", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.issue(t, "falco", x509.ExtKeyUsageClientAuth)
+	strCert, strKey := other.issue(t, "stranger", x509.ExtKeyUsageClientAuth)
+	p := &testPKI{
+		dir:            dir,
+		caFile:         writeFile(t, dir, "ca.pem", certPEM(ca)),
+		otherCAFile:    writeFile(t, dir, "other-ca.pem", certPEM(other)),
+		certFile:       writeFile(t, dir, "server.pem", srvCert),
+		keyFile:        writeFile(t, dir, "server.key", srvKey),
+		clientCertFile: writeFile(t, dir, "client.pem", cliCert),
+		clientKeyF:     writeFile(t, dir, "client.key", cliKey),
+		caPool:         x509.NewCertPool(),
+	}
+	p.caPool.AddCert(ca.cert)
+	var err error
+	p.client, err = tls.X509KeyPair(cliCert, cliKey)
+	require.NoError(t, err)
+	p.strangerClient, err = tls.X509KeyPair(strCert, strKey)
+	require.NoError(t, err)
+	return p
+}
+
+// client returns an HTTP client that trusts roots and presents certs; it
+// keeps no connections between tests.
+func tlsClient(roots *x509.CertPool, certs ...tls.Certificate) *http.Client {
+	return &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots, Certificates: certs, MinVersion: tls.VersionTLS12},
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+func doPost(c *http.Client, url, body string, headers ...string) (int, string, error) {
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestWebhookTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	f := startWebhook(t, "https://127.0.0.1:0/alerts", func(c *config.Config) {
+		c.Webhook.TLSCertFile, c.Webhook.TLSKeyFile = pki.certFile, pki.keyFile
+	})
+	require.True(t, strings.HasPrefix(f.url, "https://127.0.0.1:"), f.url)
+
+	code, body, err := doPost(tlsClient(pki.caPool), f.url, testAlert("over tls"))
+	require.NoError(t, err)
+	require.Equal(t, 200, code, body)
+
+	// A client that does not trust the CA refuses the server.
+	_, _, err = doPost(tlsClient(x509.NewCertPool()), f.url, testAlert("untrusted"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "certificate")
+
+	// Plain http to the TLS port is not served.
+	plainURL := "http://" + strings.TrimPrefix(f.url, "https://")
+	code, _, err = doPost(&http.Client{Timeout: 20 * time.Second}, plainURL, testAlert("plain"))
+	if err == nil {
+		assert.Equal(t, http.StatusBadRequest, code, "a plain request to the TLS port must not be accepted")
+	}
+
+	got := f.drain()
+	require.Len(t, got, 1, "only the request over verified TLS is queued")
+	assert.Equal(t, "over tls", got[0].Rule)
+}
+
+func TestWebhookMutualTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	f := startWebhook(t, "https://127.0.0.1:0/alerts", func(c *config.Config) {
+		c.Webhook.TLSCertFile, c.Webhook.TLSKeyFile = pki.certFile, pki.keyFile
+		c.Webhook.TLSClientCAFile = pki.caFile
+	})
+	// No client certificate: the handshake (or the first read, in TLS 1.3) fails.
+	_, _, err := doPost(tlsClient(pki.caPool), f.url, testAlert("anonymous"))
+	require.Error(t, err, "a client without a certificate must be refused")
+	// A certificate from another CA.
+	_, _, err = doPost(tlsClient(pki.caPool, pki.strangerClient), f.url, testAlert("stranger"))
+	require.Error(t, err, "a client certificate from an untrusted CA must be refused")
+	// The right one.
+	code, body, err := doPost(tlsClient(pki.caPool, pki.client), f.url, testAlert("falco"))
+	require.NoError(t, err)
+	require.Equal(t, 200, code, body)
+
+	got := f.drain()
+	require.Len(t, got, 1)
+	assert.Equal(t, "falco", got[0].Rule)
+}
+
+func TestWebhookSharedSecret(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := writeFile(t, dir, "secret", []byte("s3cret-value\n")) // trailing newline is not part of it
+	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) {
+		c.Webhook.SecretFile = secretFile
+	})
+	c := &http.Client{Timeout: 20 * time.Second}
+	cases := []struct {
+		name    string
+		headers []string
+		code    int
+	}{
+		{"missing", nil, 401},
+		{"wrong", []string{"X-Triage-Secret", "s3cret-valuE"}, 401},
+		{"prefix", []string{"X-Triage-Secret", "s3cret"}, 401},
+		{"other header", []string{"Authorization", "s3cret-value"}, 401},
+		{"twice", []string{"X-Triage-Secret", "s3cret-value", "X-Triage-Secret", "s3cret-value"}, 401},
+		{"right", []string{"X-Triage-Secret", "s3cret-value"}, 200},
+		{"right, header name in lower case", []string{"x-triage-secret", "s3cret-value"}, 200},
+	}
+	for _, tc := range cases {
+		code, body, err := doPost(c, f.url, testAlert(tc.name), tc.headers...)
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.code, code, "%s: %s", tc.name, body)
+		if code == 401 {
+			assert.NotContains(t, body, "s3cret", "the answer must not echo the secret")
+			assert.Contains(t, body, "X-Triage-Secret")
+		}
+	}
+	got := f.drain()
+	require.Len(t, got, 2)
+	assert.Equal(t, "right", got[0].Rule)
+	assert.Equal(t, uint64(5), f.w.unauthorized.Load())
+	assert.Equal(t, uint64(2), f.c.Received.Load(), "refused requests are not parsed")
+}
+
+func TestWebhookSecretHeaderName(t *testing.T) {
+	secretFile := writeFile(t, t.TempDir(), "secret", []byte("abc"))
+	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) {
+		c.Webhook.SecretFile = secretFile
+		c.Webhook.SecretHeader = "X-Falcosidekick-Token"
+	})
+	c := &http.Client{Timeout: 20 * time.Second}
+	code, _, err := doPost(c, f.url, testAlert("a"), "X-Triage-Secret", "abc")
+	require.NoError(t, err)
+	assert.Equal(t, 401, code)
+	code, _, err = doPost(c, f.url, testAlert("b"), "X-Falcosidekick-Token", "abc")
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+}
+
+func TestWebhookNonLoopbackNeedsProtection(t *testing.T) {
+	pki := newTestPKI(t)
+	secretFile := writeFile(t, t.TempDir(), "secret", []byte("abc"))
+	u, _ := url.Parse("http://0.0.0.0:0/alerts")
+	_, err := ListenWebhook(u, config.Default(), NewAlertQueue(16), &Counters{}, logging.New(io.Discard, 1, time.Second))
+	require.Error(t, err)
+	for _, want := range []string{"0.0.0.0", "webhook.tlsCertFile", "webhook.secretFile", "webhook.allowNonLoopback"} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	var logs strings.Builder
+	withSecret := startWebhookLog(t, "http://0.0.0.0:0/alerts", &logs, func(c *config.Config) { c.Webhook.SecretFile = secretFile })
+	assert.NotEmpty(t, withSecret.w.Addr())
+	assert.Contains(t, logs.String(), "clear text", "a secret over plain http off loopback is warned about")
+
+	withTLS := startWebhook(t, "https://0.0.0.0:0/alerts", func(c *config.Config) {
+		c.Webhook.TLSCertFile, c.Webhook.TLSKeyFile = pki.certFile, pki.keyFile
+		c.Webhook.TLSClientCAFile = pki.caFile
+	})
+	assert.True(t, strings.HasPrefix(withTLS.url, "https://"))
+}
+
+func TestWebhookSchemeMustMatchTLSConfig(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg := config.Default()
+	cfg.Webhook.TLSCertFile, cfg.Webhook.TLSKeyFile = pki.certFile, pki.keyFile
+	u, _ := url.Parse("http://127.0.0.1:0/alerts")
+	_, err := ListenWebhook(u, cfg, NewAlertQueue(16), &Counters{}, logging.New(io.Discard, 1, time.Second))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "https://")
+
+	u, _ = url.Parse("https://127.0.0.1:0/alerts")
+	_, err = ListenWebhook(u, config.Default(), NewAlertQueue(16), &Counters{}, logging.New(io.Discard, 1, time.Second))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "webhook.tlsCertFile")
+}
+
+func startWebhookLog(t *testing.T, rawURL string, logs io.Writer, mutate func(*config.Config)) *webhookFixture {
+	t.Helper()
+	cfg := config.Default()
+	cfg.MaxEventBytes = 4096
+	cfg.Webhook.MaxBodyBytes = 64 << 10
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	q := NewAlertQueue(cfg.QueueSize)
+	c := &Counters{}
+	w, err := ListenWebhook(u, cfg, q, c, logging.New(logs, 100, time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	return &webhookFixture{w: w, q: q, c: c, url: w.URL()}
+}
+
+// closedBy reads from conn until the server closes it. It fails the test
+// if the generous deadline passes first: the server is meant to cut the
+// connection itself, much earlier.
+func closedBy(t *testing.T, conn net.Conn) string {
+	t.Helper()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(waitFor)))
+	b, err := io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the server kept the connection open for %v", waitFor)
+	}
+	return string(b)
+}
+
+func TestWebhookSlowClientsAreCut(t *testing.T) {
+	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) {
+		c.Webhook.ReadHeaderTimeoutMs = 200
+		c.Webhook.ReadTimeoutMs = 300
+		c.Webhook.IdleTimeoutMs = 300
+	})
+	// Slowloris: headers that never end.
+	conn, err := net.Dial("tcp", f.w.Addr())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+	require.NoError(t, err)
+	closedBy(t, conn)
+
+	// A body that never completes.
+	conn2, err := net.Dial("tcp", f.w.Addr())
+	require.NoError(t, err)
+	defer conn2.Close()
+	a := testAlert("slow body")
+	_, err = fmt.Fprintf(conn2, "POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(a), a[:10])
+	require.NoError(t, err)
+	closedBy(t, conn2)
+
+	// An idle kept-alive connection.
+	conn3, err := net.Dial("tcp", f.w.Addr())
+	require.NoError(t, err)
+	defer conn3.Close()
+	a = testAlert("quick")
+	_, err = fmt.Fprintf(conn3, "POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(a), a)
+	require.NoError(t, err)
+	resp := closedBy(t, conn3)
+	assert.True(t, strings.HasPrefix(resp, "HTTP/1.1 200"), resp)
+
+	got := f.drain()
+	require.Len(t, got, 1, "only the complete request is queued")
+	assert.Equal(t, "quick", got[0].Rule)
+}
+
+func TestWebhookConnectionCap(t *testing.T) {
+	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) { c.Webhook.MaxConnections = 2 })
+	request := func(conn net.Conn, rule string) {
+		a := testAlert(rule)
+		_, err := fmt.Fprintf(conn, "POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(a), a)
+		require.NoError(t, err)
+	}
+	readStatus := func(conn net.Conn, d time.Duration) (string, error) {
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(d)))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		return resp.Status, nil
+	}
+	// Two kept-alive connections, each answered: both slots taken.
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		conn, err := net.Dial("tcp", f.w.Addr())
+		require.NoError(t, err)
+		defer conn.Close()
+		request(conn, fmt.Sprintf("held-%d", i))
+		st, err := readStatus(conn, waitFor)
+		require.NoError(t, err)
+		require.Equal(t, "200 OK", st)
+		held = append(held, conn)
+	}
+	require.Equal(t, 2, f.w.conns.Open())
+
+	// A third connection is accepted by the kernel but not served.
+	third, err := net.Dial("tcp", f.w.Addr())
+	require.NoError(t, err)
+	defer third.Close()
+	request(third, "third")
+	_, err = readStatus(third, 300*time.Millisecond)
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout(), "the third connection must wait for a slot, got %v", err)
+	assert.Equal(t, 2, f.w.conns.Open())
+
+	// Closing one held connection lets it in; its request is then answered.
+	held[0].Close()
+	st, err := readStatus(third, waitFor)
+	require.NoError(t, err)
+	assert.Equal(t, "200 OK", st)
+	assert.Len(t, f.drain(), 3)
+}
+
+// metricsOf fetches /metrics and returns the samples by name, checking
+// that each has HELP and TYPE lines.
+func metricsOf(t *testing.T, c *http.Client, url string, headers ...string) map[string]uint64 {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	assert.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4"), resp.Header.Get("Content-Type"))
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	out := map[string]uint64{}
+	help, typ := map[string]bool{}, map[string]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		fs := strings.Fields(line)
+		switch {
+		case len(fs) >= 4 && fs[0] == "#" && fs[1] == "HELP":
+			help[fs[2]] = true
+		case len(fs) == 4 && fs[0] == "#" && fs[1] == "TYPE":
+			typ[fs[2]] = fs[3]
+		case len(fs) == 2:
+			var v uint64
+			_, err := fmt.Sscan(fs[1], &v)
+			require.NoError(t, err, line)
+			out[fs[0]] = v
+			require.True(t, help[fs[0]], "HELP before %s", fs[0])
+			require.NotEmpty(t, typ[fs[0]], "TYPE before %s", fs[0])
+			if strings.HasSuffix(fs[0], "_total") {
+				assert.Equal(t, "counter", typ[fs[0]], fs[0])
+			}
+		default:
+			t.Fatalf("unexpected line %q", line)
+		}
+	}
+	return out
+}
+
+func TestWebhookMetrics(t *testing.T) {
+	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) { c.Webhook.Metrics = true })
+	base := strings.TrimSuffix(f.url, "/alerts")
+	c := &http.Client{Timeout: 20 * time.Second}
+
+	var three strings.Builder
+	for i := 0; i < 3; i++ {
+		three.WriteString(testAlert("ok") + "\n")
+	}
+	own := strings.Replace(testAlert("own"), `"source":"syscall"`, `"source":"falco_alert"`, 1)
+	for _, b := range []struct {
+		body string
+		code int
+	}{
+		{three.String(), 200},
+		{`{"rule":"x"}`, 400},
+		{own + "\n" + testAlert("ok"), 200},
+		{`{"rule":"` + strings.Repeat("x", 5000) + `","priority":"Warning","time":"2026-11-21T04:45:00Z"}`, 413},
+	} {
+		code, body, err := doPost(c, f.url, b.body)
+		require.NoError(t, err)
+		require.Equal(t, b.code, code, body)
+	}
+	m := metricsOf(t, c, base+"/metrics")
+	want := map[string]uint64{
+		"triage_alerts_received_total":      7,
+		"triage_alerts_queued_total":        4,
+		"triage_alerts_delivered_total":     0, // counted by next_batch, which this test does not run
+		"triage_alerts_malformed_total":     1,
+		"triage_alerts_oversize_total":      1,
+		"triage_alerts_loop_dropped_total":  1,
+		"triage_alerts_queue_full_total":    0,
+		"triage_alerts_skipped_total":       0,
+		"triage_webhook_unauthorized_total": 0,
+	}
+	for k, v := range want {
+		got, ok := m[k]
+		if assert.True(t, ok, "missing %s", k) {
+			assert.Equal(t, v, got, k)
+		}
+	}
+	assert.Contains(t, m, "triage_webhook_connections")
+
+	code, _, err := doPost(c, base+"/metrics", "")
+	require.NoError(t, err)
+	assert.Equal(t, 405, code)
+
+	// Off by default: /metrics is just another wrong path.
+	g := startWebhook(t, "http://127.0.0.1:0/alerts", nil)
+	resp, err := c.Get(strings.TrimSuffix(g.url, "/alerts") + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode)
+}
+
+func TestWebhookMetricsBehindSecret(t *testing.T) {
+	secretFile := writeFile(t, t.TempDir(), "secret", []byte("abc"))
+	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) {
+		c.Webhook.Metrics = true
+		c.Webhook.SecretFile = secretFile
+	})
+	c := &http.Client{Timeout: 20 * time.Second}
+	murl := strings.TrimSuffix(f.url, "/alerts") + "/metrics"
+	resp, err := c.Get(murl)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 401, resp.StatusCode)
+	m := metricsOf(t, c, murl, "X-Triage-Secret", "abc")
+	assert.Equal(t, uint64(1), m["triage_webhook_unauthorized_total"])
+}
+
+func TestWebhookMetricsPathCollision(t *testing.T) {
+	cfg := config.Default()
+	cfg.Webhook.Metrics = true
+	u, _ := url.Parse("http://127.0.0.1:0/metrics")
+	_, err := ListenWebhook(u, cfg, NewAlertQueue(16), &Counters{}, logging.New(io.Discard, 1, time.Second))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "webhook.metrics")
 }
