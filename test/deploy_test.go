@@ -190,37 +190,57 @@ func TestDeployCentralSidekickConfig(t *testing.T) {
 	const name = "falco-central-sidekick.yaml"
 	c, raw := loadFalcoConfig(t, name)
 	initConfig, openParams := triageEntry(t, name, c)
-	cfg := checkInitConfig(t, name, initConfig)
+
+	// The config names files under /etc/triage; give them real content
+	// (certificates generated here, a secret) and point the copy there.
+	dir := t.TempDir()
+	pki := newE2EPKI(t, dir)
+	secret := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cr3t-for-the-test\n"), 0o600))
+	local := strings.NewReplacer(
+		"/etc/triage/tls/server.crt", pki.cert, "/etc/triage/tls/server.key", pki.key,
+		"/etc/triage/tls/ca.crt", pki.ca, "/etc/triage/secret", secret,
+	).Replace(initConfig)
+	require.NotEqual(t, initConfig, local, "the config names the TLS and secret files")
+	cfg := checkInitConfig(t, name, local)
 	checkTriageOutputs(t, name, c)
 
 	spec, err := input.ParseOpenParams(openParams)
 	require.NoError(t, err)
 	require.Equal(t, input.KindWebhook, spec.Kind)
+	assert.Equal(t, "https", spec.URL.Scheme)
 	ip := net.ParseIP(spec.URL.Hostname())
 	require.NotNil(t, ip, "a literal private address")
 	assert.True(t, ip.IsPrivate(), "bound to a private address, not %s", ip)
-	assert.True(t, cfg.Webhook.AllowNonLoopback, "a non-loopback webhook needs webhook.allowNonLoopback today")
+	assert.False(t, cfg.Webhook.AllowNonLoopback, "TLS and a secret, not allowNonLoopback")
+	assert.NotEmpty(t, cfg.Webhook.TLSClientCAFile, "mutual TLS")
+	assert.NotEmpty(t, cfg.Webhook.SecretFile, "shared secret")
 	assert.Contains(t, raw, "--disable-source syscall")
 
-	// Without allowNonLoopback the real plugin refuses this open_params, so
-	// the key in the config is what makes the deployment start.
+	// Without TLS and secret the real plugin refuses this address.
 	var without map[string]any
-	require.NoError(t, json.Unmarshal([]byte(initConfig), &without))
-	delete(without["webhook"].(map[string]any), "allowNonLoopback")
+	require.NoError(t, json.Unmarshal([]byte(local), &without))
+	wh := without["webhook"].(map[string]any)
+	for _, k := range []string{"tlsCertFile", "tlsKeyFile", "tlsClientCAFile", "secretFile"} {
+		delete(wh, k)
+	}
 	b, err := json.Marshal(without)
 	require.NoError(t, err)
 	p := newPlugin(t, string(b))
-	_, err = p.Open(openParams)
+	_, err = p.Open(strings.Replace(openParams, "https://", "http://", 1))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "webhook.allowNonLoopback")
+	assert.Contains(t, err.Error(), "allowNonLoopback")
 
 	// Falcosidekick's webhook output points at that URL.
 	var sk struct {
 		BracketReplacer *string `yaml:"bracketreplacer"`
 		Webhook         struct {
-			Address         string `yaml:"address"`
-			Method          string `yaml:"method"`
-			MinimumPriority string `yaml:"minimumpriority"`
+			Address         string            `yaml:"address"`
+			Method          string            `yaml:"method"`
+			MinimumPriority string            `yaml:"minimumpriority"`
+			CustomHeaders   map[string]string `yaml:"customHeaders"`
+			MutualTLS       bool              `yaml:"mutualtls"`
+			CheckCert       bool              `yaml:"checkcert"`
 		} `yaml:"webhook"`
 	}
 	require.NoError(t, yaml.Unmarshal(readDeploy(t, "falcosidekick.yaml"), &sk))
@@ -228,6 +248,12 @@ func TestDeployCentralSidekickConfig(t *testing.T) {
 	assert.Contains(t, []string{"POST", "PUT"}, strings.ToUpper(sk.Webhook.Method))
 	assert.Equal(t, "debug", sk.Webhook.MinimumPriority, "every alert feeds correlation")
 	require.NotNil(t, sk.BracketReplacer, "bracketreplacer is set explicitly (and explained)")
+	assert.True(t, sk.Webhook.MutualTLS && sk.Webhook.CheckCert, "Falcosidekick presents a client certificate and checks triage's")
+	header := cfg.Webhook.SecretHeader
+	if header == "" {
+		header = "X-Triage-Secret"
+	}
+	assert.Contains(t, sk.Webhook.CustomHeaders, header, "Falcosidekick sends the secret header triage expects")
 }
 
 func TestDeployHelmValues(t *testing.T) {

@@ -63,7 +63,7 @@ func TestPluginInfoAndFields(t *testing.T) {
 	params, err := p.OpenParams()
 	require.NoError(t, err)
 	require.NotEmpty(t, params)
-	assert.Equal(t, "http://127.0.0.1:2810/alerts", params[0].Value)
+	assert.Equal(t, "http://127.0.0.1:2820/alerts", params[0].Value)
 }
 
 // A host may ask for the last error before anything failed.

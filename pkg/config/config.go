@@ -20,12 +20,13 @@ import (
 )
 
 // DefaultPort is the webhook port used when open_params name none. It is
-// not used by Falco's ecosystem (Falcosidekick 2801, its UI 2802, Talon
-// 2803, k8saudit 9765, Falco's web server 8765).
-const DefaultPort = 2810
+// not used by Falco's ecosystem (Falcosidekick 2801 and its TLS server's
+// plain side port 2810, its UI 2802, Talon 2803, k8saudit 9765, Falco's web
+// server 8765).
+const DefaultPort = 2820
 
 // DefaultOpenParams is what an empty open_params means.
-const DefaultOpenParams = "http://127.0.0.1:2810/alerts"
+const DefaultOpenParams = "http://127.0.0.1:2820/alerts"
 
 // Config is the plugin's init_config. Every key is optional.
 type Config struct {

@@ -34,8 +34,8 @@ type Spec struct {
 
 // ParseOpenParams interprets open_params:
 //
-//	""                        the default webhook, http://127.0.0.1:2810/alerts
-//	http://HOST:PORT/PATH     webhook (HOST defaults to 127.0.0.1, PORT to 2810, PATH to /)
+//	""                        the default webhook, http://127.0.0.1:2820/alerts
+//	http://HOST:PORT/PATH     webhook (HOST defaults to 127.0.0.1, PORT to 2820, PATH to /)
 //	file:///ABSOLUTE/PATH     follow a growing NDJSON file like tail -F
 //	/path or relative/path    read an NDJSON file once, then EOF
 func ParseOpenParams(params string) (Spec, error) {
