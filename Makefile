@@ -41,6 +41,13 @@ test: $(LIB)
 demo: $(CLI)
 	./$(CLI) demo
 
+# Stage benchmarks, the webhook load generator (loopback, bounded in alerts
+# and time) and sync vs async extraction; rewrites the measured section of
+# docs/performance.md. Takes a few minutes.
+.PHONY: bench
+bench: $(LIB)
+	$(GO) run ./cmd/loadgen report -lib $(CURDIR)/$(LIB) -async-lib $(CURDIR)/bin/libtriage-async.so -out docs/performance.md
+
 # Regenerates the README's field table from the plugin's own field list.
 readme-fields: $(CLI)
 	./$(CLI) fields --readme README.md

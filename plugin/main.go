@@ -1,3 +1,5 @@
+//go:build !triage_async
+
 // Command plugin is built with -buildmode=c-shared into libtriage.so. It only
 // registers the plugin; everything else lives in pkg/.
 package main

@@ -3,6 +3,7 @@
 package alert
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -86,8 +87,22 @@ var (
 
 // Parser parses alerts. It reuses its internal buffers: not safe for
 // concurrent use; give each goroutine its own.
+//
+// All the strings of one alert are copied into one buffer and converted to
+// a single string, so a parse costs a handful of allocations whatever the
+// number of output fields. The alert's strings share that one backing
+// array: whoever keeps a single string of an alert for long (correlation
+// state, caches) should strings.Clone it.
 type Parser struct {
-	p fastjson.Parser
+	p     fastjson.Parser
+	arena []byte
+	spans []span
+}
+
+// span is a string of the alert waiting for the arena to become a string.
+type span struct {
+	dst        *string
+	start, end int
 }
 
 // Parse parses one alert. Invalid UTF-8 inside strings is replaced by U+FFFD
@@ -104,6 +119,8 @@ func (ps *Parser) Parse(data []byte) (*Alert, error) {
 // ParseInto parses one alert into a, overwriting it.
 func (ps *Parser) ParseInto(data []byte, a *Alert) error {
 	*a = Alert{}
+	ps.arena, ps.spans = ps.arena[:0], ps.spans[:0]
+	defer func() { clear(ps.spans) }() // drop pointers into a
 	v, err := ps.p.ParseBytes(data)
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrSyntax, shortJSONError(err))
@@ -113,68 +130,99 @@ func (ps *Parser) ParseInto(data []byte, a *Alert) error {
 		return fmt.Errorf("%w: alert must be a JSON object, got %s", ErrType, v.Type())
 	}
 
-	if a.Rule, err = requiredString(obj, "rule"); err != nil {
-		return err
-	}
-	prio, err := requiredString(obj, "priority")
+	b, err := requiredString(obj, "rule")
 	if err != nil {
 		return err
 	}
-	if a.Priority, err = ParsePriority(prio); err != nil {
+	ps.text(&a.Rule, b)
+	if b, err = requiredString(obj, "priority"); err != nil {
+		return err
+	}
+	if a.Priority, err = parsePriorityBytes(b); err != nil {
 		return fmt.Errorf("%w: key \"priority\": %v", ErrValue, err)
 	}
-	ts, err := requiredString(obj, "time")
-	if err != nil {
+	if b, err = requiredString(obj, "time"); err != nil {
 		return err
 	}
-	if a.Time, err = ParseTime(ts); err != nil {
+	if a.Time, err = parseTimeBytes(b); err != nil {
 		return fmt.Errorf("%w: key \"time\": %v", ErrValue, err)
 	}
 	for _, k := range [...]struct {
 		key string
 		dst *string
 	}{{"source", &a.Source}, {"hostname", &a.Hostname}, {"uuid", &a.UUID}, {"output", &a.Output}} {
-		if *k.dst, err = optionalString(obj, k.key); err != nil {
+		b, err := optionalString(obj, k.key)
+		if err != nil {
 			return err
 		}
+		ps.text(k.dst, b)
 	}
-	if a.Tags, err = parseTags(obj.Get("tags")); err != nil {
+	if a.Tags, err = ps.parseTags(obj.Get("tags")); err != nil {
 		return err
 	}
-	if a.Fields, err = parseFields(obj.Get("output_fields")); err != nil {
+	if a.Fields, err = ps.parseFields(obj.Get("output_fields")); err != nil {
 		return err
+	}
+	all := string(ps.arena)
+	for _, sp := range ps.spans {
+		*sp.dst = all[sp.start:sp.end]
 	}
 	return nil
 }
 
-func requiredString(obj *fastjson.Object, key string) (string, error) {
+// text queues b (as valid UTF-8) to become *dst.
+func (ps *Parser) text(dst *string, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	start := len(ps.arena)
+	if utf8.Valid(b) {
+		ps.arena = append(ps.arena, b...)
+	} else {
+		ps.arena = append(ps.arena, strings.ToValidUTF8(string(b), "\uFFFD")...)
+	}
+	ps.spans = append(ps.spans, span{dst, start, len(ps.arena)})
+}
+
+// marshal queues the JSON text of v to become *dst.
+func (ps *Parser) marshal(dst *string, v *fastjson.Value, validate bool) {
+	start := len(ps.arena)
+	ps.arena = v.MarshalTo(ps.arena)
+	if tail := ps.arena[start:]; validate && !utf8.Valid(tail) {
+		fixed := bytes.ToValidUTF8(tail, []byte("\uFFFD"))
+		ps.arena = append(ps.arena[:start], fixed...)
+	}
+	ps.spans = append(ps.spans, span{dst, start, len(ps.arena)})
+}
+
+func requiredString(obj *fastjson.Object, key string) ([]byte, error) {
 	v := obj.Get(key)
 	if v == nil || v.Type() == fastjson.TypeNull {
-		return "", fmt.Errorf("%w %q", ErrMissing, key)
+		return nil, fmt.Errorf("%w %q", ErrMissing, key)
 	}
 	b, err := v.StringBytes()
 	if err != nil {
-		return "", fmt.Errorf("%w: key %q must be a string, got %s", ErrType, key, v.Type())
+		return nil, fmt.Errorf("%w: key %q must be a string, got %s", ErrType, key, v.Type())
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return "", fmt.Errorf("%w %q (empty string)", ErrMissing, key)
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("%w %q (empty string)", ErrMissing, key)
 	}
-	return validText(b), nil
+	return b, nil
 }
 
-func optionalString(obj *fastjson.Object, key string) (string, error) {
+func optionalString(obj *fastjson.Object, key string) ([]byte, error) {
 	v := obj.Get(key)
 	if v == nil || v.Type() == fastjson.TypeNull {
-		return "", nil
+		return nil, nil
 	}
 	b, err := v.StringBytes()
 	if err != nil {
-		return "", fmt.Errorf("%w: key %q must be a string, got %s", ErrType, key, v.Type())
+		return nil, fmt.Errorf("%w: key %q must be a string, got %s", ErrType, key, v.Type())
 	}
-	return validText(b), nil
+	return b, nil
 }
 
-func parseTags(v *fastjson.Value) ([]string, error) {
+func (ps *Parser) parseTags(v *fastjson.Value) ([]string, error) {
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return nil, nil
 	}
@@ -182,18 +230,18 @@ func parseTags(v *fastjson.Value) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: key \"tags\" must be an array of strings, got %s", ErrType, v.Type())
 	}
-	tags := make([]string, 0, len(arr))
+	tags := make([]string, len(arr))
 	for i, t := range arr {
 		b, err := t.StringBytes()
 		if err != nil {
 			return nil, fmt.Errorf("%w: tags[%d] must be a string, got %s", ErrType, i, t.Type())
 		}
-		tags = append(tags, validText(b))
+		ps.text(&tags[i], b)
 	}
 	return tags, nil
 }
 
-func parseFields(v *fastjson.Value) ([]Field, error) {
+func (ps *Parser) parseFields(v *fastjson.Value) ([]Field, error) {
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return nil, nil
 	}
@@ -201,42 +249,136 @@ func parseFields(v *fastjson.Value) ([]Field, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: key \"output_fields\" must be an object, got %s", ErrType, v.Type())
 	}
-	fields := make([]Field, 0, obj.Len())
+	fields := make([]Field, obj.Len())
+	i := 0
 	obj.Visit(func(key []byte, fv *fastjson.Value) {
-		f := Field{Key: validText(key)}
+		f := &fields[i]
+		i++
+		ps.text(&f.Key, key)
 		switch fv.Type() {
 		case fastjson.TypeNull:
 			f.Kind = KindNull
 		case fastjson.TypeString:
 			f.Kind = KindString
-			f.Value = validText(fv.GetStringBytes())
+			ps.text(&f.Value, fv.GetStringBytes())
 		case fastjson.TypeNumber:
 			// MarshalTo writes the number text as it arrived: exact for
 			// integers beyond 2^53 and for negative values.
 			f.Kind = KindNumber
-			f.Value = string(fv.MarshalTo(nil))
+			ps.marshal(&f.Value, fv, false)
 		case fastjson.TypeTrue:
 			f.Kind, f.Value = KindBool, "true"
 		case fastjson.TypeFalse:
 			f.Kind, f.Value = KindBool, "false"
 		case fastjson.TypeArray:
 			f.Kind = KindArray
-			f.Value = validText(fv.MarshalTo(nil))
+			ps.marshal(&f.Value, fv, true)
 		case fastjson.TypeObject:
 			f.Kind = KindObject
-			f.Value = validText(fv.MarshalTo(nil))
+			ps.marshal(&f.Value, fv, true)
 		}
-		fields = append(fields, f)
 	})
-	return fields, nil
+	return fields[:i], nil
 }
 
-// validText converts to a string, replacing invalid UTF-8 with U+FFFD.
-func validText(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
+// parsePriorityBytes is ParsePriority without allocating for ASCII input.
+func parsePriorityBytes(b []byte) (Priority, error) {
+	t := bytes.TrimSpace(b)
+	for _, c := range t {
+		if c >= utf8.RuneSelf {
+			return ParsePriority(string(b))
+		}
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	for i, n := range priorityNames {
+		if asciiEqualFold(t, n) {
+			return Priority(i), nil
+		}
+	}
+	for _, al := range [...]struct {
+		name string
+		p    Priority
+	}{{"info", PriorityInformational}, {"warn", PriorityWarning}, {"err", PriorityError}, {"crit", PriorityCritical}, {"emerg", PriorityEmergency}} {
+		if asciiEqualFold(t, al.name) {
+			return al.p, nil
+		}
+	}
+	return ParsePriority(string(b)) // the error, worded once
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// parseTimeBytes is ParseTime for the strict shape Falco and Falcosidekick
+// write (YYYY-MM-DDTHH:MM:SS[.fraction]Z) without allocating; anything
+// else, and every error, goes through ParseTime.
+func parseTimeBytes(b []byte) (int64, error) {
+	if t, ok := fastRFC3339(b); ok {
+		return t, nil
+	}
+	return ParseTime(string(b))
+}
+
+func fastRFC3339(b []byte) (int64, bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return 0, false
+	}
+	num := func(s []byte) (int, bool) {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(b[0:4])
+	month, ok2 := num(b[5:7])
+	day, ok3 := num(b[8:10])
+	hour, ok4 := num(b[11:13])
+	minute, ok5 := num(b[14:16])
+	sec, ok6 := num(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+		return 0, false
+	}
+	nsec := 0
+	if rest := b[19 : len(b)-1]; len(rest) > 0 {
+		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
+			return 0, false
+		}
+		frac, ok := num(rest[1:])
+		if !ok {
+			return 0, false
+		}
+		for i := len(rest) - 1; i < 9; i++ {
+			frac *= 10
+		}
+		nsec = frac
+	}
+	if year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return 0, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // e.g. February 30: let time.Parse word the error
+		return 0, false
+	}
+	return t.UnixNano(), true
 }
 
 // ParseTime parses an RFC 3339 time with 0 to 9 fraction digits (Falco
@@ -270,4 +412,15 @@ func ParseTime(s string) (int64, error) {
 // the input, which may be huge.
 func shortJSONError(err error) string {
 	return truncate(err.Error(), 200)
+}
+
+// Value returns the value of a present, non-null output field (the shape
+// kb.DetectEnv asks for).
+func (a *Alert) Value(key string) (string, bool) {
+	for i := range a.Fields {
+		if f := &a.Fields[i]; f.Key == key {
+			return f.Value, f.Kind != KindNull
+		}
+	}
+	return "", false
 }

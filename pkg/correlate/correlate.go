@@ -11,12 +11,12 @@
 package correlate
 
 import (
-	"container/list"
-	"fmt"
 	"hash/fnv"
 	"math"
 	"math/bits"
-	"sort"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/triage-dev/triage/pkg/alert"
@@ -92,10 +92,13 @@ type ruleEntry struct {
 }
 
 type entity struct {
-	id, kind     string
-	hwm          int64 // newest alert time applied
+	id           string
+	prev, next   *entity // LRU list: prev is more recently seen
+	hwm          int64   // newest alert time applied
 	episodeStart int64
 	entries      []ruleEntry
+	incident     string // incident ID of the episode, once computed
+	kind         uint8  // index into kindNames
 	maxBand      int8
 	crossed      uint8 // escalations already fired in this episode
 }
@@ -113,8 +116,11 @@ type Tracker struct {
 	window   int64
 	riskWin  int64
 	tol      int64
-	byID     map[string]*list.Element
-	lru      *list.List // front: most recently seen
+	byID     map[string]*entity
+	lru      entity            // sentinel of the LRU ring: lru.next most, lru.prev least recently seen
+	key      []byte            // scratch: the entity ID of the alert being observed
+	rules    map[string]string // rule names interned for rule entries
+	scores   []uint8
 	evicted  atomic.Uint64
 	tracked  atomic.Int64
 	lateSeen atomic.Uint64
@@ -122,14 +128,16 @@ type Tracker struct {
 
 // NewTracker returns a tracker for cfg (validated by config.Parse).
 func NewTracker(cfg config.Correlation) *Tracker {
-	return &Tracker{
+	t := &Tracker{
 		cfg:     cfg,
 		window:  int64(cfg.WindowSec) * 1e9,
 		riskWin: int64(cfg.RiskWindowSec) * 1e9,
 		tol:     int64(cfg.OutOfOrderSec) * 1e9,
-		byID:    make(map[string]*list.Element),
-		lru:     list.New(),
+		byID:    make(map[string]*entity),
+		rules:   make(map[string]string),
 	}
+	t.lru.prev, t.lru.next = &t.lru, &t.lru
+	return t
 }
 
 // Evicted counts entities dropped at the cap; Tracked counts those held;
@@ -138,30 +146,65 @@ func (t *Tracker) Evicted() uint64 { return t.evicted.Load() }
 func (t *Tracker) Tracked() int64  { return t.tracked.Load() }
 func (t *Tracker) Late() uint64    { return t.lateSeen.Load() }
 
-func (t *Tracker) lookup(id, kind string) (*entity, bool) {
-	if el, ok := t.byID[id]; ok {
-		t.lru.MoveToFront(el)
-		return el.Value.(*entity), true
+// lookup finds the entity whose ID is in t.key, creating it when new, and
+// marks it most recently seen.
+func (t *Tracker) lookup(kind uint8) (*entity, bool) {
+	if e, ok := t.byID[string(t.key)]; ok {
+		t.unlink(e)
+		t.pushFront(e)
+		return e, true
 	}
-	e := &entity{id: id, kind: kind, maxBand: -1}
-	t.byID[id] = t.lru.PushFront(e)
+	e := &entity{id: string(t.key), kind: kind, maxBand: -1}
+	t.byID[e.id] = e
+	t.pushFront(e)
 	t.tracked.Add(1)
-	for t.lru.Len() > t.cfg.MaxEntities {
-		old := t.lru.Back()
-		t.lru.Remove(old)
-		delete(t.byID, old.Value.(*entity).id)
+	for len(t.byID) > t.cfg.MaxEntities {
+		old := t.lru.prev
+		t.unlink(old)
+		delete(t.byID, old.id)
 		t.evicted.Add(1)
 		t.tracked.Add(-1)
 	}
 	return e, false
 }
 
+// maxInterned bounds the rule-name table; names beyond it are copied per
+// entry instead.
+const maxInterned = 1 << 16
+
+// ruleName returns an own copy of a rule name for a rule entry: one shared
+// copy per distinct rule (entries of a million entities that saw the same
+// rule share it), and never the alert's own string, which may keep the
+// whole parsed alert alive.
+func (t *Tracker) ruleName(rule string) string {
+	if s, ok := t.rules[rule]; ok {
+		return s
+	}
+	s := strings.Clone(rule)
+	if len(t.rules) < maxInterned {
+		t.rules[s] = s
+	}
+	return s
+}
+
+func (t *Tracker) unlink(e *entity) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (t *Tracker) pushFront(e *entity) {
+	e.prev, e.next = &t.lru, t.lru.next
+	t.lru.next.prev = e
+	t.lru.next = e
+}
+
 // Observe applies one alert and returns the entity's story as of it.
 func (t *Tracker) Observe(in Input) Result {
-	id, kind := ResolveEntity(in.Alert)
-	e, existed := t.lookup(id, kind)
+	var kind uint8
+	t.key, kind = appendEntity(t.key[:0], in.Alert)
+	e, existed := t.lookup(kind)
 	at := in.Alert.Time
-	res := Result{EntityID: id, Kind: kind}
+	res := Result{EntityID: e.id, Kind: kindNames[e.kind]}
 	if existed && at < e.hwm-t.tol {
 		// Too old to place: show the entity as it is, change nothing.
 		t.lateSeen.Add(1)
@@ -175,17 +218,17 @@ func (t *Tracker) Observe(in Input) Result {
 	}
 	now := max(e.hwm, at)
 	if !existed || now-e.hwm > t.window {
-		e.episodeStart, e.maxBand, e.crossed = at, -1, 0
+		e.episodeStart, e.maxBand, e.crossed, e.incident = at, -1, 0, ""
 	}
 	e.expire(now - max(t.window, t.riskWin))
 	prevTactics := e.tacticsSince(now - t.window)
 
 	i := e.find(in.Alert.Rule)
 	if i >= 0 && e.entries[i].last < now-t.window {
-		e.entries[i] = ruleEntry{rule: in.Alert.Rule, first: at, last: at} // dedup window passed: a fresh start
+		e.entries[i] = ruleEntry{rule: e.entries[i].rule, first: at, last: at} // dedup window passed: a fresh start
 	}
 	if i < 0 {
-		i = e.add(in.Alert.Rule, at, t.cfg.MaxRulesPerEntity)
+		i = e.add(t.ruleName(in.Alert.Rule), at, t.cfg.MaxRulesPerEntity)
 	}
 	en := &e.entries[i]
 	prevCount, prevMax := en.count, en.maxScore
@@ -203,50 +246,82 @@ func (t *Tracker) Observe(in Input) Result {
 
 	// Escalations fire once per episode, on the alert that crosses.
 	nTactics := bits.OnesCount16(res.Tactics)
+	var esc uint8
 	if e.crossed&crossedTactics == 0 && nTactics >= t.cfg.TacticThreshold {
 		e.crossed |= crossedTactics
-		res.Escalation = append(res.Escalation, EscMultiTactic)
+		esc |= 1 << 0
 	}
 	if e.crossed&crossedRisk == 0 && res.RiskSum >= uint64(t.cfg.RiskThreshold) {
 		e.crossed |= crossedRisk
-		res.Escalation = append(res.Escalation, EscRiskThreshold)
+		esc |= 1 << 1
 	}
 	const exfilImpact = 1<<bitExfiltration | 1<<bitImpact
 	if e.crossed&crossedExfil == 0 && in.Tactics&exfilImpact != 0 && prevTactics&^exfilImpact != 0 {
 		e.crossed |= crossedExfil
-		res.Escalation = append(res.Escalation, EscExfilOrImpact)
+		esc |= 1 << 2
 	}
 	band := bandOf(res.EntityScore)
 	if band > e.maxBand {
-		if band >= 2 { // high or critical
-			res.Escalation = append(res.Escalation, [...]string{2: EscLevelHigh, 3: EscLevelCritical}[band])
+		switch band {
+		case 2:
+			esc |= 1 << 3
+		case 3:
+			esc |= 1 << 4
 		}
 		e.maxBand = band
 	}
+	res.Escalation = escalationLists[esc]
 
+	var why uint8
 	if res.Alerts >= 2 {
-		res.Reasons = append(res.Reasons, ReasonSameEntity)
+		why |= 1 << 0
 	}
 	if nTactics >= 2 {
-		res.Reasons = append(res.Reasons, ReasonProgression)
+		why |= 1 << 1
 	}
 	if nTactics >= t.cfg.TacticThreshold {
-		res.Reasons = append(res.Reasons, ReasonMultiTactic)
+		why |= 1 << 2
 	}
 	if res.RiskSum >= uint64(t.cfg.RiskThreshold) {
-		res.Reasons = append(res.Reasons, ReasonRiskThreshod)
+		why |= 1 << 3
 	}
 	if en.count >= 2 {
-		res.Reasons = append(res.Reasons, ReasonRepeat)
+		why |= 1 << 4
 	}
-	if len(res.Reasons) > 0 {
-		res.IncidentID = incidentID(id, e.episodeStart)
+	res.Reasons = reasonLists[why]
+	if why != 0 {
+		if e.incident == "" {
+			e.incident = incidentID(e.id, e.episodeStart)
+		}
+		res.IncidentID = e.incident
 	}
 	return res
 }
 
+// Escalation and reason lists are subsets of a fixed, ordered set, so each
+// possible list is built once and shared (read-only) by every result with
+// it: bit i of the index selects element i. A nil entry is the empty list.
+var (
+	escalationLists = subsets(EscMultiTactic, EscRiskThreshold, EscExfilOrImpact, EscLevelHigh, EscLevelCritical)
+	reasonLists     = subsets(ReasonSameEntity, ReasonProgression, ReasonMultiTactic, ReasonRiskThreshod, ReasonRepeat)
+)
+
+func subsets(names ...string) [32][]string {
+	var out [32][]string
+	for mask := 1; mask < len(out); mask++ {
+		var l []string
+		for i, n := range names {
+			if mask&(1<<i) != 0 {
+				l = append(l, n)
+			}
+		}
+		out[mask] = slices.Clip(l)
+	}
+	return out
+}
+
 func (t *Tracker) fillAggregates(e *entity, now int64, res *Result) {
-	var scores []uint8
+	scores := t.scores[:0]
 	for i := range e.entries {
 		en := &e.entries[i]
 		if en.last >= now-t.window {
@@ -260,18 +335,34 @@ func (t *Tracker) fillAggregates(e *entity, now int64, res *Result) {
 		}
 	}
 	res.EntityScore = entityScore(scores)
+	t.scores = scores
 }
 
 // entityScore is Elastic's bounded entity score over one score per rule:
 // sort descending, Σ sᵢ / i^1.5, divide by ζ(1.5).
 func entityScore(scores []uint8) uint8 {
-	sort.Slice(scores, func(i, j int) bool { return scores[i] > scores[j] })
+	slices.Sort(scores)
 	var sum float64
-	for i, s := range scores {
-		sum += float64(s) / math.Pow(float64(i+1), 1.5)
+	for i := range scores {
+		s := scores[len(scores)-1-i]
+		d := 0.0
+		if i < len(rankPow) {
+			d = rankPow[i]
+		} else {
+			d = math.Pow(float64(i+1), 1.5)
+		}
+		sum += float64(s) / d
 	}
 	return uint8(math.Min(100, math.Round(sum/zeta15)))
 }
+
+// rankPow[i] is (i+1)^1.5, the divisor of the (i+1)-th highest score.
+var rankPow = func() (t [64]float64) {
+	for i := range t {
+		t[i] = math.Pow(float64(i+1), 1.5)
+	}
+	return t
+}()
 
 func bandOf(score uint8) int8 {
 	switch risk.LevelOf(int(score)) {
@@ -286,9 +377,19 @@ func bandOf(score uint8) int8 {
 }
 
 func incidentID(entityID string, episodeStart int64) string {
+	var buf [128]byte
+	b := append(buf[:0], entityID...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, episodeStart, 10)
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s|%d", entityID, episodeStart)
-	return fmt.Sprintf("INC-%016x", h.Sum64())
+	h.Write(b)
+	sum := h.Sum64()
+	out := []byte("INC-0000000000000000")
+	for i := len(out) - 1; sum != 0; i-- {
+		out[i] = "0123456789abcdef"[sum&0xf]
+		sum >>= 4
+	}
+	return string(out)
 }
 
 func (e *entity) find(rule string) int {

@@ -18,6 +18,21 @@ const (
 	KindGCPPrincipal   = "gcp_principal"
 )
 
+// kindNames indexes the kinds by a small number, which is what an entity
+// stores.
+var kindNames = [...]string{KindHost, KindContainer, KindPod, KindK8sUser, KindCloudPrincipal, KindOktaUser, KindGitHubUser, KindGCPPrincipal}
+
+const (
+	kHost uint8 = iota
+	kContainer
+	kPod
+	kK8sUser
+	kCloudPrincipal
+	kOktaUser
+	kGitHubUser
+	kGCPPrincipal
+)
+
 func field(a *alert.Alert, key string) string {
 	f, ok := a.Field(key)
 	if !ok || f.Kind == alert.KindNull || f.Value == "<NA>" {
@@ -47,39 +62,63 @@ func first(a *alert.Alert, keys ...string) string {
 //
 // Whatever identifies nothing falls back to the host.
 func ResolveEntity(a *alert.Alert) (id, kind string) {
+	b, k := appendEntity(nil, a)
+	return string(b), kindNames[k]
+}
+
+// appendEntity appends the entity ID of a to dst and returns its kind, so
+// the tracker can look an entity up without building a string per alert.
+func appendEntity(dst []byte, a *alert.Alert) ([]byte, uint8) {
 	host := a.Hostname
 	switch a.Source {
 	case "k8s_audit":
 		if u := field(a, "ka.user.name"); u != "" {
-			return "k8s_user:" + u, KindK8sUser
+			return append(append(dst, "k8s_user:"...), u...), kK8sUser
 		}
 	case "aws_cloudtrail":
 		if p := first(a, "ct.user.arn", "ct.user"); p != "" {
-			return "aws:" + p, KindCloudPrincipal
+			return append(append(dst, "aws:"...), p...), kCloudPrincipal
 		}
 	case "gcp_auditlog":
 		if u := field(a, "gcp.user"); u != "" {
-			return "gcp:" + u + "@" + field(a, "gcp.projectId"), KindGCPPrincipal
+			dst = append(append(dst, "gcp:"...), u...)
+			return append(append(dst, '@'), field(a, "gcp.projectId")...), kGCPPrincipal
 		}
 	case "okta":
 		if u := first(a, "okta.actor.name", "okta.actor.alternateid"); u != "" {
-			return "okta:" + u, KindOktaUser
+			return append(append(dst, "okta:"...), u...), kOktaUser
 		}
 	case "github":
 		if u := field(a, "github.user"); u != "" {
-			return "github:" + u + "@" + field(a, "github.org"), KindGitHubUser
+			dst = append(append(dst, "github:"...), u...)
+			return append(append(dst, '@'), field(a, "github.org")...), kGitHubUser
 		}
 	default:
 		ns, pod := field(a, "k8s.ns.name"), field(a, "k8s.pod.name")
 		if ns != "" && pod != "" {
-			return "pod:" + ns + "/" + pod, KindPod
+			dst = append(append(dst, "pod:"...), ns...)
+			return append(append(dst, '/'), pod...), kPod
 		}
 		if c := field(a, "container.id"); c != "" && c != "host" {
-			return "container:" + host + "/" + c, KindContainer
+			dst = append(append(dst, "container:"...), host...)
+			return append(append(dst, '/'), c...), kContainer
 		}
 	}
 	if host == "" {
 		host = "unknown"
 	}
-	return "host:" + strings.ToLower(host), KindHost
+	dst = append(dst, "host:"...)
+	if !hasUpper(host) {
+		return append(dst, host...), kHost
+	}
+	return append(dst, strings.ToLower(host)...), kHost
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || ('A' <= c && c <= 'Z') {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,9 @@
 package engine
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/correlate"
@@ -20,7 +23,23 @@ type Engine struct {
 	risk  *risk.Scorer
 	corr  *correlate.Tracker
 	stage map[string]uint16 // tactic ID -> kill-chain bit
+
+	// resolved caches what the knowledge base says per rule (and the tags
+	// it came with): the answer depends on nothing else, and alerts repeat
+	// a small set of rules. Bounded by maxResolved; beyond it, alerts are
+	// resolved without caching.
+	resolved map[string]*resolution
 }
+
+// resolution is the knowledge-base answer for one rule and tag list. Its
+// slices are shared by every record of that rule and never modified.
+type resolution struct {
+	tags   []string
+	res    kb.Resolution
+	tactic uint16 // kill-chain bit of the primary tactic
+}
+
+const maxResolved = 4096
 
 // New returns an engine using the embedded knowledge base. The error can
 // only come from a knowledge base that fails validation, which the tests
@@ -34,7 +53,8 @@ func New(cfg config.Config) (*Engine, error) {
 	for i, t := range k.Tactics {
 		stage[t.ID] = 1 << i
 	}
-	return &Engine{kb: k, risk: risk.NewScorer(cfg.Risk), corr: correlate.NewTracker(cfg.Correlation), stage: stage}, nil
+	return &Engine{kb: k, risk: risk.NewScorer(cfg.Risk), corr: correlate.NewTracker(cfg.Correlation), stage: stage,
+		resolved: make(map[string]*resolution)}, nil
 }
 
 // primaryTactic picks the one tactic an alert counts for in correlation:
@@ -73,16 +93,36 @@ func (e *Engine) Tracker() *correlate.Tracker { return e.corr }
 // KB returns the knowledge base the engine uses.
 func (e *Engine) KB() *kb.KB { return e.kb }
 
-// Process fills rec for alert a, overwriting rec. The record does not keep
-// references to engine state, so it can be encoded and dropped.
+// resolve returns the knowledge-base answer for a rule and its tags.
+func (e *Engine) resolve(a *alert.Alert) *resolution {
+	if r, ok := e.resolved[a.Rule]; ok && slices.Equal(r.tags, a.Tags) {
+		return r
+	}
+	r := &resolution{res: e.kb.Resolve(a.Rule, a.Tags)}
+	r.tactic = e.stage[e.primaryTactic(a, &r.res)]
+	if _, ok := e.resolved[a.Rule]; ok || len(e.resolved) < maxResolved {
+		// Own copies: the alert's strings may share one buffer with the
+		// rest of the alert, which the cache must not keep alive.
+		r.tags = make([]string, len(a.Tags))
+		for i, t := range a.Tags {
+			r.tags[i] = strings.Clone(t)
+		}
+		e.resolved[strings.Clone(a.Rule)] = r
+	}
+	return r
+}
+
+// Process fills rec for alert a, overwriting rec and reusing the capacity
+// of its slices. The record does not keep references to mutable engine
+// state, so it can be encoded and dropped; its knowledge-base and
+// correlation lists are shared, read-only.
 func (e *Engine) Process(a *alert.Alert, rec *event.Record) {
+	factors := rec.Risk.Factors
 	rec.Alert = *a
-	res := e.kb.Resolve(a.Rule, a.Tags)
+	r := e.resolve(a)
+	res := &r.res
 	rec.KB = event.Enrichment{
-		Env: kb.DetectEnv(a.Source, func(key string) (string, bool) {
-			f, ok := a.Field(key)
-			return f.Value, ok && f.Kind != alert.KindNull
-		}),
+		Env:         kb.DetectEnv(a.Source, a.Value),
 		Via:         res.Via,
 		Techniques:  res.Techniques,
 		Tactics:     res.Tactics,
@@ -91,10 +131,10 @@ func (e *Engine) Process(a *alert.Alert, rec *event.Record) {
 		Mitigations: res.Mitigations,
 		D3FEND:      res.D3FEND,
 	}
-	r := e.risk.Score(risk.Input{Alert: a, Tactics: res.Tactics, KnownRule: res.Via == kb.ViaRuleMap})
-	rec.Risk = event.Risk{Scored: true, Score: uint8(r.Score), Factors: r.Factors}
+	rs := e.risk.ScoreInto(risk.Input{Alert: a, Tactics: res.Tactics, KnownRule: res.Via == kb.ViaRuleMap}, factors)
+	rec.Risk = event.Risk{Scored: true, Score: uint8(rs.Score), Factors: rs.Factors}
 
-	c := e.corr.Observe(correlate.Input{Alert: a, Score: uint8(r.Score), Tactics: e.stage[e.primaryTactic(a, &res)]})
+	c := e.corr.Observe(correlate.Input{Alert: a, Score: uint8(rs.Score), Tactics: r.tactic})
 	rec.Corr = event.Correlation{
 		Set: true, EntityID: c.EntityID, Kind: c.Kind, Alerts: c.Alerts, RiskSum: c.RiskSum,
 		EntityScore: c.EntityScore, Tactics: c.Tactics, Rules: c.Rules, DedupCount: c.DedupCount,

@@ -146,10 +146,16 @@ func Encode(dst []byte, r *Record) []byte {
 		dst = appendList(dst, tagRiskFactor, r.Risk.Factors)
 	}
 	if r.Corr.Set {
-		body := encodeCorrelation(nil, &r.Corr)
+		// The body goes straight into dst; its length prefix is slid in
+		// front of it afterwards (no temporary buffer).
 		dst = append(dst, tagCorrelation)
-		dst = binary.AppendUvarint(dst, uint64(len(body)))
-		dst = append(dst, body...)
+		start := len(dst)
+		dst = encodeCorrelation(dst, &r.Corr)
+		n := uint64(len(dst) - start)
+		w := uvarintLen(n)
+		dst = append(dst, make([]byte, w)...)
+		copy(dst[start+w:], dst[start:start+int(n)])
+		binary.PutUvarint(dst[start:], n)
 	}
 	return dst
 }
@@ -197,9 +203,11 @@ func appendLP(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// reader decodes a correlation body; the first error sticks.
+// reader decodes a correlation body; the first error sticks. s holds the
+// same bytes as b, as a string, so strings are cut from it without copies.
 type reader struct {
 	b   []byte
+	s   string
 	err error
 }
 
@@ -218,7 +226,7 @@ func (r *reader) uvarint() uint64 {
 		r.fail()
 		return 0
 	}
-	r.b = r.b[n:]
+	r.b, r.s = r.b[n:], r.s[n:]
 	return v
 }
 
@@ -228,27 +236,38 @@ func (r *reader) bytes(n uint64) []byte {
 		return nil
 	}
 	out := r.b[:n]
-	r.b = r.b[n:]
+	r.b, r.s = r.b[n:], r.s[n:]
 	return out
 }
 
-func (r *reader) str() string { return string(r.bytes(r.uvarint())) }
+func (r *reader) str() string {
+	n := r.uvarint()
+	s := r.s
+	if r.bytes(n) == nil {
+		return ""
+	}
+	return s[:n]
+}
 
-func (r *reader) list() []string {
+func (r *reader) list(out []string) []string {
+	out = out[:0]
 	n := r.uvarint()
 	if n > uint64(len(r.b)) { // each item takes at least one byte
 		r.fail()
 		return nil
 	}
-	var out []string
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		out = append(out, r.str())
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
 
-func decodeCorrelation(body []byte, c *Correlation) error {
-	r := &reader{b: body}
+func decodeCorrelation(body []byte, bodyStr string, c *Correlation) error {
+	esc, reasons := c.Escalation, c.Reasons
+	r := &reader{b: body, s: bodyStr}
 	c.EntityID = r.str()
 	c.Kind = r.str()
 	c.Alerts = r.uvarint()
@@ -271,8 +290,8 @@ func decodeCorrelation(body []byte, c *Correlation) error {
 		c.LastSeen = int64(binary.LittleEndian.Uint64(b))
 	}
 	c.IncidentID = r.str()
-	c.Escalation = r.list()
-	c.Reasons = r.list()
+	c.Escalation = r.list(esc)
+	c.Reasons = r.list(reasons)
 	if r.err == nil && (len(r.b) != 0 || c.EntityScore > 100) {
 		r.fail()
 	}
@@ -287,8 +306,11 @@ func appendList(dst []byte, tag byte, list []string) []byte {
 	return dst
 }
 
-// Decode parses a payload into r, overwriting it.
+// Decode parses a payload into r, overwriting it. It reuses the capacity of
+// r's lists, and every string of the record shares one copy of data: decode
+// into a record the caller does not still hold values of.
 func Decode(data []byte, r *Record) error {
+	old := *r
 	*r = Record{}
 	if len(data) < 4 || data[0] != magic[0] || data[1] != magic[1] || data[2] != magic[2] {
 		return fmt.Errorf("%w: no TRG header", ErrCorrupt)
@@ -297,6 +319,12 @@ func Decode(data []byte, r *Record) error {
 		return fmt.Errorf("%w: payload version %d, this build reads version %d", ErrCorrupt, data[3], Version)
 	}
 	a := &r.Alert
+	a.Tags, a.Fields = old.Alert.Tags[:0], old.Alert.Fields[:0]
+	r.KB.Techniques, r.KB.Tactics, r.KB.Playbooks = old.KB.Techniques[:0], old.KB.Tactics[:0], old.KB.Playbooks[:0]
+	r.KB.Mitigations, r.KB.D3FEND, r.Risk.Factors = old.KB.Mitigations[:0], old.KB.D3FEND[:0], old.Risk.Factors[:0]
+	r.Corr.Escalation, r.Corr.Reasons = old.Corr.Escalation[:0], old.Corr.Reasons[:0]
+	defer nilEmpty(r)
+	all := string(data) // every string of the record is cut from this copy
 	var seen uint16
 	p := data[4:]
 	for len(p) > 0 {
@@ -305,14 +333,16 @@ func Decode(data []byte, r *Record) error {
 		if w <= 0 || n > uint64(len(p)-1-w) {
 			return fmt.Errorf("%w: bad length for section %d", ErrCorrupt, tag)
 		}
+		off := len(data) - len(p) + 1 + w
 		body := p[1+w : 1+w+int(n)]
+		str := all[off : off+int(n)]
 		p = p[1+w+int(n):]
 		if tag < 16 {
 			seen |= 1 << tag
 		}
 		switch tag {
 		case tagRule:
-			a.Rule = string(body)
+			a.Rule = str
 		case tagPriority:
 			if len(body) != 1 || !alert.Priority(body[0]).Valid() {
 				return fmt.Errorf("%w: bad priority section", ErrCorrupt)
@@ -324,46 +354,46 @@ func Decode(data []byte, r *Record) error {
 			}
 			a.Time = int64(binary.LittleEndian.Uint64(body))
 		case tagSource:
-			a.Source = string(body)
+			a.Source = str
 		case tagHostname:
-			a.Hostname = string(body)
+			a.Hostname = str
 		case tagUUID:
-			a.UUID = string(body)
+			a.UUID = str
 		case tagOutput:
-			a.Output = string(body)
+			a.Output = str
 		case tagTag:
-			a.Tags = append(a.Tags, string(body))
+			a.Tags = append(a.Tags, str)
 		case tagField:
-			f, err := decodeField(body)
+			f, err := decodeField(body, str)
 			if err != nil {
 				return err
 			}
 			a.Fields = append(a.Fields, f)
 		case tagEnv:
-			r.KB.Env = string(body)
+			r.KB.Env = str
 		case tagVia:
-			r.KB.Via = string(body)
+			r.KB.Via = str
 		case tagTechnique:
-			r.KB.Techniques = append(r.KB.Techniques, string(body))
+			r.KB.Techniques = append(r.KB.Techniques, str)
 		case tagTactic:
-			r.KB.Tactics = append(r.KB.Tactics, string(body))
+			r.KB.Tactics = append(r.KB.Tactics, str)
 		case tagConflict:
-			r.KB.Conflict = string(body)
+			r.KB.Conflict = str
 		case tagPlaybook:
-			r.KB.Playbooks = append(r.KB.Playbooks, string(body))
+			r.KB.Playbooks = append(r.KB.Playbooks, str)
 		case tagMitigation:
-			r.KB.Mitigations = append(r.KB.Mitigations, string(body))
+			r.KB.Mitigations = append(r.KB.Mitigations, str)
 		case tagD3FEND:
-			r.KB.D3FEND = append(r.KB.D3FEND, string(body))
+			r.KB.D3FEND = append(r.KB.D3FEND, str)
 		case tagRiskScore:
 			if len(body) != 1 || body[0] > 100 {
 				return fmt.Errorf("%w: bad risk score section", ErrCorrupt)
 			}
 			r.Risk.Scored, r.Risk.Score = true, body[0]
 		case tagRiskFactor:
-			r.Risk.Factors = append(r.Risk.Factors, string(body))
+			r.Risk.Factors = append(r.Risk.Factors, str)
 		case tagCorrelation:
-			if err := decodeCorrelation(body, &r.Corr); err != nil {
+			if err := decodeCorrelation(body, str, &r.Corr); err != nil {
 				return err
 			}
 		default:
@@ -377,18 +407,30 @@ func Decode(data []byte, r *Record) error {
 	return nil
 }
 
-func decodeField(body []byte) (alert.Field, error) {
+func decodeField(body []byte, str string) (alert.Field, error) {
 	kl, w := binary.Uvarint(body)
 	if w <= 0 || kl > uint64(len(body)-w) || len(body)-w-int(kl) < 1 {
 		return alert.Field{}, fmt.Errorf("%w: bad output field section", ErrCorrupt)
 	}
-	key := body[w : w+int(kl)]
 	rest := body[w+int(kl):]
 	kind := alert.Kind(rest[0])
 	if kind > alert.KindObject {
 		return alert.Field{}, fmt.Errorf("%w: bad output field kind %d", ErrCorrupt, rest[0])
 	}
-	return alert.Field{Key: string(key), Kind: kind, Value: string(rest[1:])}, nil
+	return alert.Field{Key: str[w : w+int(kl)], Kind: kind, Value: str[w+int(kl)+1:]}, nil
+}
+
+// nilEmpty keeps "no list" as nil whatever capacity Decode reused.
+func nilEmpty(r *Record) {
+	for _, l := range []*[]string{&r.Alert.Tags, &r.KB.Techniques, &r.KB.Tactics, &r.KB.Playbooks, &r.KB.Mitigations,
+		&r.KB.D3FEND, &r.Risk.Factors, &r.Corr.Escalation, &r.Corr.Reasons} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+	if len(r.Alert.Fields) == 0 {
+		r.Alert.Fields = nil
+	}
 }
 
 func appendString(dst []byte, tag byte, s string) []byte {

@@ -113,19 +113,27 @@ type Result struct {
 
 // Scorer holds the compiled configuration.
 type Scorer struct {
-	cfg config.Risk
+	cfg          config.Risk
+	customFactor string // the confidence factor of custom rules
 }
 
 // NewScorer returns a scorer for cfg (validated by config.Parse).
-func NewScorer(cfg config.Risk) *Scorer { return &Scorer{cfg: cfg} }
+func NewScorer(cfg config.Risk) *Scorer {
+	return &Scorer{cfg: cfg, customFactor: confidenceText("custom_rule", cfg.CustomRuleConfidence)}
+}
 
 // Score computes the risk of one alert.
-func (s *Scorer) Score(in Input) Result {
+func (s *Scorer) Score(in Input) Result { return s.ScoreInto(in, nil) }
+
+// ScoreInto is Score with the factors appended to factors[:0], so a caller
+// that scores alert after alert can reuse one slice. The factor strings are
+// built once per process (factorText), not per alert.
+func (s *Scorer) ScoreInto(in Input, factors []string) Result {
 	a := in.Alert
-	var factors []string
+	factors = factors[:0]
 
 	impact := priorityPoints[a.Priority]
-	factors = append(factors, fmt.Sprintf("priority=%s:+%d", a.Priority, impact))
+	factors = append(factors, priorityFactor[a.Priority])
 	bestTactic, bonus := "", -1
 	for _, id := range in.Tactics {
 		if b, ok := tacticBonus[id]; ok && b > bonus {
@@ -134,28 +142,73 @@ func (s *Scorer) Score(in Input) Result {
 	}
 	if bonus > 0 {
 		impact += bonus
-		factors = append(factors, fmt.Sprintf("tactic=%s:+%d", tacticNames[bestTactic], bonus))
+		factors = append(factors, tacticFactor[bestTactic])
 	}
 	impact = min(impact, 100)
 
 	conf, why := s.confidence(a, in.KnownRule)
-	factors = append(factors, fmt.Sprintf("confidence=%s:x%.2f", why, float64(conf)/100))
+	factors = append(factors, s.confidenceFactor(why, conf))
 	score := float64(impact*conf) / 100
 
-	for _, f := range contextFactors(a, s.cfg.CriticalNamespaces) {
-		score += float64(f.points)
-		factors = append(factors, fmt.Sprintf("%s:+%d", f.name, f.points))
-	}
+	factors = contextFactors(factors, &score, a, s.cfg.CriticalNamespaces)
 	score = math.Min(score, 100)
 
 	crit := s.criticality(a)
 	if m := criticalityMultiplier[crit]; m != 1 {
 		score = oddsUpdate(score, m)
-		factors = append(factors, fmt.Sprintf("asset=%s:x%.1f", crit, m))
+		factors = append(factors, assetFactor(crit, m))
 	}
 	final := int(math.Round(score))
 	final = max(0, min(100, final))
 	return Result{Score: final, Level: LevelOf(final), Factors: factors}
+}
+
+// Factor strings are a small closed set: each is formatted once here and
+// shared by every alert that has it.
+var (
+	priorityFactor [len(priorityPoints)]string
+	tacticFactor   = map[string]string{}
+	maturityFactor = map[string]string{}
+	assetFactors   = map[string]string{}
+)
+
+func init() {
+	for p := range priorityPoints {
+		priorityFactor[p] = fmt.Sprintf("priority=%s:+%d", alert.Priority(p), priorityPoints[p])
+	}
+	for id, b := range tacticBonus {
+		tacticFactor[id] = fmt.Sprintf("tactic=%s:+%d", tacticNames[id], b)
+	}
+	for tag, c := range maturityConfidence {
+		maturityFactor[tag] = confidenceText(tag, c)
+	}
+	maturityFactor["plugin_rule"] = confidenceText("plugin_rule", knownRuleConfidence)
+	for crit, m := range criticalityMultiplier {
+		assetFactors[crit] = assetText(crit, m)
+	}
+}
+
+func confidenceText(why string, conf int) string {
+	return fmt.Sprintf("confidence=%s:x%.2f", why, float64(conf)/100)
+}
+
+func assetText(crit string, m float64) string { return fmt.Sprintf("asset=%s:x%.1f", crit, m) }
+
+func (s *Scorer) confidenceFactor(why string, conf int) string {
+	if why == "custom_rule" {
+		return s.customFactor
+	}
+	if f, ok := maturityFactor[why]; ok {
+		return f
+	}
+	return confidenceText(why, conf)
+}
+
+func assetFactor(crit string, m float64) string {
+	if f, ok := assetFactors[crit]; ok {
+		return f
+	}
+	return assetText(crit, m)
 }
 
 // oddsUpdate multiplies the odds of score/100 by m; the result stays
@@ -246,57 +299,84 @@ func isTrue(a *alert.Alert, key string) bool {
 	return ok && (v == "true" || v == "1")
 }
 
+// factor is one context factor; text is its factor string, built once.
 type factor struct {
 	name   string
 	points int
+	text   string
 }
 
-// contextFactors names what in the alert makes it worse. Each factor
-// counts once, whichever field showed it.
-func contextFactors(a *alert.Alert, criticalNamespaces []string) []factor {
-	var out []factor
-	add := func(name string, points int, present bool) {
+func newFactor(name string, points int) factor {
+	return factor{name: name, points: points, text: fmt.Sprintf("%s:+%d", name, points)}
+}
+
+var (
+	fRoot          = newFactor("root", 10)
+	fPrivileged    = newFactor("privileged_container", 15)
+	fHostNamespace = newFactor("host_namespace", 10)
+	fHostPath      = newFactor("host_path_mount", 10)
+	fMemfd         = newFactor("exe_from_memfd", 15)
+	fUpperLayer    = newFactor("exe_upper_layer", 10)
+	fTmpfs         = newFactor("exe_in_tmpfs", 10)
+	fWritable      = newFactor("exe_writable", 5)
+	fTTY           = newFactor("interactive_tty", 5)
+	fSensitivePath = newFactor("sensitive_path", 10)
+	fPublicPeer    = newFactor("public_peer", 10)
+	fCriticalNS    = newFactor("critical_namespace", 10)
+	fClusterAdmin  = newFactor("cluster_admin", 15)
+	fWildcardRBAC  = newFactor("wildcard_rbac", 10)
+	fAnonymous     = newFactor("anonymous_user", 15)
+	fConsoleNoMFA  = newFactor("console_login_without_mfa", 10)
+	fCloudRootAcct = newFactor("cloud_root_account", 15)
+)
+
+// contextFactors appends the factor strings of what in the alert makes it
+// worse to out and adds their points to *score, one at a time in the order
+// applied. Each factor counts once, whichever field showed it.
+func contextFactors(out []string, score *float64, a *alert.Alert, criticalNamespaces []string) []string {
+	add := func(f *factor, present bool) {
 		if present {
-			out = append(out, factor{name, points})
+			out = append(out, f.text)
+			*score += float64(f.points)
 		}
 	}
 	uid, hasUID := value(a, "user.uid")
 	user, _ := value(a, "user.name")
-	add("root", 10, (hasUID && uid == "0") || (!hasUID && user == "root"))
+	add(&fRoot, (hasUID && uid == "0") || (!hasUID && user == "root"))
 	podPrivileged, _ := value(a, "ka.req.pod.containers.privileged")
-	add("privileged_container", 15, isTrue(a, "container.privileged") || strings.Contains(podPrivileged, "true"))
-	add("host_namespace", 10, isTrue(a, "ka.req.pod.host_network") || isTrue(a, "ka.req.pod.host_pid") || isTrue(a, "ka.req.pod.host_ipc"))
+	add(&fPrivileged, isTrue(a, "container.privileged") || strings.Contains(podPrivileged, "true"))
+	add(&fHostNamespace, isTrue(a, "ka.req.pod.host_network") || isTrue(a, "ka.req.pod.host_pid") || isTrue(a, "ka.req.pod.host_ipc"))
 	hostPath, _ := value(a, "ka.req.pod.volumes.hostpath")
-	add("host_path_mount", 10, hostPath != "" && hostPath != "[]" && hostPath != "()")
+	add(&fHostPath, hostPath != "" && hostPath != "[]" && hostPath != "()")
 
 	flags, _ := value(a, "evt.arg.flags")
 	exe := firstValue(a, "proc.exepath", "proc.exe")
 	memfd := strings.Contains(flags, "EXE_FROM_MEMFD") || isTrue(a, "proc.is_exe_from_memfd") || strings.HasPrefix(exe, "memfd:") || strings.HasPrefix(exe, "/memfd:")
-	add("exe_from_memfd", 15, memfd)
-	add("exe_upper_layer", 10, strings.Contains(flags, "EXE_UPPER_LAYER") || isTrue(a, "proc.is_exe_upper_layer"))
-	add("exe_in_tmpfs", 10, !memfd && (strings.HasPrefix(exe, "/dev/shm/") || strings.HasPrefix(exe, "/tmp/") || strings.HasPrefix(exe, "/run/") || strings.HasPrefix(exe, "/var/tmp/")))
-	add("exe_writable", 5, strings.Contains(flags, "EXE_WRITABLE") || isTrue(a, "proc.is_exe_writable"))
+	add(&fMemfd, memfd)
+	add(&fUpperLayer, strings.Contains(flags, "EXE_UPPER_LAYER") || isTrue(a, "proc.is_exe_upper_layer"))
+	add(&fTmpfs, !memfd && (strings.HasPrefix(exe, "/dev/shm/") || strings.HasPrefix(exe, "/tmp/") || strings.HasPrefix(exe, "/run/") || strings.HasPrefix(exe, "/var/tmp/")))
+	add(&fWritable, strings.Contains(flags, "EXE_WRITABLE") || isTrue(a, "proc.is_exe_writable"))
 	tty, _ := value(a, "proc.tty")
-	add("interactive_tty", 5, tty != "" && tty != "0")
+	add(&fTTY, tty != "" && tty != "0")
 	file, _ := value(a, "fd.name")
-	add("sensitive_path", 10, sensitivePath(file))
-	add("public_peer", 10, publicPeer(a))
+	add(&fSensitivePath, sensitivePath(file))
+	add(&fPublicPeer, publicPeer(a))
 	ns := firstValue(a, "k8s.ns.name", "ka.target.namespace")
-	add("critical_namespace", 10, matchAny(criticalNamespaces, ns))
+	add(&fCriticalNS, matchAny(criticalNamespaces, ns))
 
 	role, _ := value(a, "ka.req.binding.role")
-	add("cluster_admin", 15, role == "cluster-admin" || a.Rule == "Attach to cluster-admin Role")
+	add(&fClusterAdmin, role == "cluster-admin" || a.Rule == "Attach to cluster-admin Role")
 	rules, _ := value(a, "ka.req.role.rules")
-	add("wildcard_rbac", 10, strings.Contains(rules, `"*"`) || strings.Contains(rules, "[*]") || strings.Contains(rules, ":*"))
+	add(&fWildcardRBAC, strings.Contains(rules, `"*"`) || strings.Contains(rules, "[*]") || strings.Contains(rules, ":*"))
 	kaUser, _ := value(a, "ka.user.name")
-	add("anonymous_user", 15, kaUser == "system:anonymous")
+	add(&fAnonymous, kaUser == "system:anonymous")
 
 	ctName, _ := value(a, "ct.name")
 	mfa := firstValue(a, "ct.additionalEventData.MFAUsed", "json.value[/additionalEventData/MFAUsed]")
-	add("console_login_without_mfa", 10, (ctName == "ConsoleLogin" && mfa == "No") || a.Rule == "Console Login Without MFA")
+	add(&fConsoleNoMFA, (ctName == "ConsoleLogin" && mfa == "No") || a.Rule == "Console Login Without MFA")
 	identity := firstValue(a, "ct.user.identitytype", "json.value[/userIdentity/type]")
 	ctUser, _ := value(a, "ct.user")
-	add("cloud_root_account", 15, identity == "Root" || (a.Source == "aws_cloudtrail" && ctUser == "root"))
+	add(&fCloudRootAcct, identity == "Root" || (a.Source == "aws_cloudtrail" && ctUser == "root"))
 	return out
 }
 

@@ -1,0 +1,342 @@
+// Package loadgen drives libtriage.so's webhook on loopback the way Falco
+// and Falcosidekick feed it, with test/harness standing in for Falco on
+// the other side (next_batch, then field extraction per event), and
+// measures throughput and delivery latency. It is bounded in alerts and in
+// time, and only ever talks to 127.0.0.1.
+//
+// Latency: each alert's "time" is the wall clock when its request was
+// about to be written, so the event timestamp next_batch hands back says
+// when the alert entered; latency is the clock at delivery minus it.
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/triage-dev/triage/test/harness"
+)
+
+// Options describes one run.
+type Options struct {
+	Lib          string        // path of libtriage.so
+	InitConfig   string        // init_config ("" = {})
+	Mix          string        // NDJSON file of alert templates (one per rule)
+	Mode         string        // "single": one alert per POST; "ndjson": Batch alerts per POST
+	Batch        int           // alerts per POST in ndjson mode
+	Conns        int           // concurrent keep-alive connections
+	Alerts       int           // alerts to send (bound)
+	Rate         float64       // target alerts/s over all connections; 0 = as fast as accepted
+	MaxDuration  time.Duration // bound on the whole run
+	Extract      []string      // fields extracted per event, one call each like libsinsp (none = no extraction)
+	WarmupAlerts int           // sent and delivered before measuring (not counted)
+}
+
+// Result is what one run measured.
+type Result struct {
+	Options      Options       `json:"-"`
+	Sent         int           `json:"sent"`
+	Delivered    int           `json:"delivered"`
+	Retries503   int           `json:"retries_503"`
+	Elapsed      time.Duration `json:"elapsed_ns"`
+	AlertsPerSec float64       `json:"alerts_per_sec"`
+	P50          time.Duration `json:"p50_ns"`
+	P99          time.Duration `json:"p99_ns"`
+	Max          time.Duration `json:"max_ns"`
+	ExtractCalls int           `json:"extract_calls"`
+	TimedOut     bool          `json:"timed_out"`
+}
+
+// template is one alert of the mix split around its time value.
+type template struct{ head, tail []byte }
+
+func loadTemplates(path string) ([]template, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []template
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		d := json.NewDecoder(bytes.NewReader(line))
+		d.UseNumber() // keep big integers exact
+		var m map[string]any
+		if err := d.Decode(&m); err != nil {
+			return nil, err
+		}
+		m["time"] = "\x00TS\x00"
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		marker := []byte(`"\u0000TS\u0000"`)
+		i := bytes.Index(b, marker)
+		if i < 0 {
+			return nil, errors.New("loadgen: time placeholder lost")
+		}
+		out = append(out, template{head: bytes.Clone(b[:i]), tail: bytes.Clone(b[i+len(marker):])})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("loadgen: no alerts in %s", path)
+	}
+	return out, sc.Err()
+}
+
+// appendAlert appends template t with the current wall clock as its time.
+func appendAlert(dst []byte, t template) []byte {
+	dst = append(dst, t.head...)
+	dst = append(dst, '"')
+	dst = time.Now().UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000000Z07:00")
+	dst = append(dst, '"')
+	return append(dst, t.tail...)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Run performs one bounded run.
+func Run(o Options) (Result, error) {
+	res := Result{Options: o}
+	if o.Conns <= 0 {
+		o.Conns = 1
+	}
+	if o.Batch <= 0 {
+		o.Batch = 1
+	}
+	if o.Mode == "single" {
+		o.Batch = 1
+	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = 30 * time.Second
+	}
+	if o.InitConfig == "" {
+		o.InitConfig = "{}"
+	}
+	tpls, err := loadTemplates(o.Mix)
+	if err != nil {
+		return res, err
+	}
+	p, err := harness.Load(o.Lib)
+	if err != nil {
+		return res, err
+	}
+	if err := p.Init(o.InitConfig); err != nil {
+		return res, err
+	}
+	defer p.Destroy()
+	port, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/alerts", port)
+	inst, err := p.Open(url)
+	if err != nil {
+		return res, err
+	}
+	defer inst.Close()
+	var reqs []harness.Request
+	for _, f := range o.Extract {
+		r, err := harness.ParseRequest(f)
+		if err != nil {
+			return res, err
+		}
+		reqs = append(reqs, r)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), o.MaxDuration)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConns: o.Conns * 2, MaxIdleConnsPerHost: o.Conns * 2, MaxConnsPerHost: o.Conns, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	// Warm up: connections, the correlation tables, the plugin's buffers.
+	if o.WarmupAlerts > 0 {
+		if _, err := runPhase(ctx, client, url, tpls, o, o.WarmupAlerts, 0, inst, p, reqs, nil); err != nil {
+			return res, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	lat := make([]time.Duration, 0, o.Alerts)
+	ph, err := runPhase(ctx, client, url, tpls, o, o.Alerts, o.Rate, inst, p, reqs, &lat)
+	res.Sent, res.Delivered, res.Retries503, res.ExtractCalls = ph.sent, ph.delivered, ph.retries, ph.extracts
+	res.Elapsed = ph.elapsed
+	res.TimedOut = errors.Is(err, context.DeadlineExceeded)
+	if err != nil && !res.TimedOut {
+		return res, err
+	}
+	if res.Elapsed > 0 {
+		res.AlertsPerSec = float64(res.Delivered) / res.Elapsed.Seconds()
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		res.P50 = lat[len(lat)/2]
+		res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+		res.Max = lat[len(lat)-1]
+	}
+	return res, nil
+}
+
+type phase struct {
+	sent, delivered, retries, extracts int
+	elapsed                            time.Duration
+}
+
+// runPhase sends n alerts over o.Conns connections (paced to rate when
+// rate > 0) while this goroutine plays Falco: next_batch, extraction per
+// event, latency per event.
+func runPhase(ctx context.Context, client *http.Client, url string, tpls []template, o Options, n int, rate float64,
+	inst *harness.Instance, p *harness.Plugin, reqs []harness.Request, lat *[]time.Duration) (phase, error) {
+	var ph phase
+	var next atomic.Int64 // alerts claimed by senders
+	var sent, retries atomic.Int64
+	sendErr := make(chan error, o.Conns)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := 0; c < o.Conns; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			var body []byte
+			var interval time.Duration
+			if rate > 0 {
+				interval = time.Duration(float64(time.Second) * float64(o.Batch) * float64(o.Conns) / rate)
+			}
+			due := start.Add(time.Duration(c) * interval / time.Duration(o.Conns))
+			for ctx.Err() == nil {
+				first := int(next.Add(int64(o.Batch))) - o.Batch
+				if first >= n {
+					return
+				}
+				k := min(o.Batch, n-first)
+				if interval > 0 {
+					if d := time.Until(due); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-ctx.Done():
+							return
+						}
+					}
+					due = due.Add(interval)
+				}
+				for {
+					body = body[:0]
+					for j := 0; j < k; j++ {
+						body = appendAlert(body, tpls[(first+j)%len(tpls)])
+						body = append(body, '\n')
+					}
+					code, err := post(ctx, client, url, body)
+					if err != nil {
+						if ctx.Err() == nil {
+							sendErr <- err
+						}
+						return
+					}
+					if code == http.StatusServiceUnavailable {
+						retries.Add(1)
+						time.Sleep(time.Millisecond)
+						continue
+					}
+					if code != http.StatusOK {
+						sendErr <- fmt.Errorf("loadgen: webhook answered %d", code)
+						return
+					}
+					sent.Add(int64(k))
+					break
+				}
+			}
+		}(c)
+	}
+	defer wg.Wait()
+
+	var err error
+	for ph.delivered < n {
+		select {
+		case err = <-sendErr:
+		default:
+		}
+		if err != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
+		evts, rc, nerr := inst.NextBatch()
+		if nerr != nil {
+			err = nerr
+			break
+		}
+		now := time.Now().UnixNano()
+		for _, e := range evts {
+			if lat != nil {
+				*lat = append(*lat, time.Duration(now-int64(e.Timestamp)))
+			}
+			if len(reqs) > 0 {
+				if _, xerr := p.ExtractEach(e, reqs...); xerr != nil && err == nil {
+					err = xerr
+				}
+				ph.extracts += len(reqs)
+			}
+			e.Free()
+		}
+		ph.delivered += len(evts)
+		if rc == harness.EOF {
+			err = errors.New("loadgen: unexpected EOF from the webhook input")
+		}
+		if err != nil {
+			break
+		}
+	}
+	ph.elapsed = time.Since(start)
+	cancel()
+	wg.Wait()
+	ph.sent, ph.retries = int(sent.Load()), int(retries.Load())
+	return ph, err
+}
+
+func post(ctx context.Context, client *http.Client, url string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body) // drain so the connection is reused
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Describe is a one-line summary of a result.
+func (r Result) Describe() string {
+	return fmt.Sprintf("%d alerts in %s: %s alerts/s, latency p50 %s p99 %s max %s, 503 retries %d",
+		r.Delivered, r.Elapsed.Round(time.Millisecond), strconv.FormatFloat(r.AlertsPerSec, 'f', 0, 64),
+		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Retries503)
+}
