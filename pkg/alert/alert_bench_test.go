@@ -1,33 +1,17 @@
 package alert
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"os"
 	"testing"
-)
 
-// benchMix is the upstream alert mix (one alert per rule, 242 lines) that
-// every stage benchmark uses; ../shared sits beside the checkout.
-const benchMix = "../../../shared/data/alerts/upstream-rules.jsonl"
+	"github.com/triage-dev/triage/internal/shareddata"
+)
 
 func loadBenchMix(b *testing.B) [][]byte {
 	b.Helper()
-	data, err := os.ReadFile(benchMix)
-	if err != nil {
-		b.Skipf("alert mix not present: %v", err)
-	}
-	var lines [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if l := bytes.TrimSpace(sc.Bytes()); len(l) > 0 {
-			lines = append(lines, bytes.Clone(l))
-		}
-	}
+	lines := shareddata.Lines("alerts/upstream-rules.jsonl")
 	if len(lines) == 0 {
-		b.Skip("alert mix is empty")
+		b.Skip("../shared/data/alerts/upstream-rules.jsonl not present")
 	}
 	return lines
 }

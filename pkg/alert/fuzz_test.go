@@ -1,37 +1,24 @@
 package alert
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/triage-dev/triage/internal/shareddata"
 )
 
 // addSharedSeeds adds every line of ../shared/data/alerts/*.jsonl (the
 // reference data beside the repository) as a seed; absent data just means
 // fewer seeds.
 func addSharedSeeds(f *testing.F) {
-	files, _ := filepath.Glob("../../../shared/data/alerts/*.jsonl")
-	for _, name := range files {
-		fh, err := os.Open(name)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-				f.Add(append([]byte(nil), line...))
-			}
-		}
-		fh.Close()
+	for _, line := range shareddata.Lines("alerts/*.jsonl") {
+		f.Add(line)
 	}
 }
 

@@ -1,15 +1,13 @@
 package event_test
 
 import (
-	"bufio"
 	"bytes"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/triage-dev/triage/internal/shareddata"
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/engine"
@@ -40,25 +38,15 @@ func seedPayloads(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	files, _ := filepath.Glob("../../../shared/data/alerts/*.jsonl")
 	var p alert.Parser
-	for _, name := range files {
-		fh, err := os.Open(name)
+	for _, line := range shareddata.Lines("alerts/*.jsonl") {
+		a, err := p.Parse(line)
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			a, err := p.Parse(sc.Bytes())
-			if err != nil {
-				continue
-			}
-			var rec event.Record
-			eng.Process(a, &rec)
-			f.Add(event.Encode(nil, &rec), "proc.name")
-		}
-		fh.Close()
+		var rec event.Record
+		eng.Process(a, &rec)
+		f.Add(event.Encode(nil, &rec), "proc.name")
 	}
 	minimal := event.Record{Alert: alert.Alert{Rule: "r", Priority: alert.Priority(3), Time: 1}}
 	f.Add(event.Encode(nil, &minimal), "")

@@ -1,12 +1,11 @@
 package event
 
 import (
-	"bufio"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/triage-dev/triage/internal/shareddata"
 
 	"github.com/triage-dev/triage/pkg/alert"
 )
@@ -48,25 +47,20 @@ func TestRoundTripMinimalAlert(t *testing.T) {
 
 // Every sample alert survives parse → encode → decode unchanged.
 func TestRoundTripSharedSamples(t *testing.T) {
-	f, err := os.Open("../../../shared/data/alerts/upstream-rules.jsonl")
-	if os.IsNotExist(err) {
+	lines := shareddata.Lines("alerts/upstream-rules.jsonl")
+	if len(lines) == 0 {
 		t.Skip("../shared/data not present")
 	}
-	require.NoError(t, err)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var p alert.Parser
 	n := 0
-	for sc.Scan() {
-		a, err := p.Parse(sc.Bytes())
+	for _, line := range lines {
+		a, err := p.Parse(line)
 		require.NoError(t, err, "line %d", n+1)
 		var out Record
 		require.NoError(t, Decode(Encode(nil, &Record{Alert: *a}), &out))
 		require.Equal(t, *a, out.Alert)
 		n++
 	}
-	require.NoError(t, sc.Err())
 	assert.Equal(t, 242, n)
 }
 

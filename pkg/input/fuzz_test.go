@@ -1,7 +1,6 @@
 package input
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/triage-dev/triage/internal/shareddata"
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/logging"
@@ -22,25 +22,7 @@ import (
 
 // sharedAlertLines returns the lines of ../shared/data/alerts/*.jsonl
 // (nil when the reference data is absent).
-func sharedAlertLines() [][]byte {
-	var out [][]byte
-	files, _ := filepath.Glob("../../../shared/data/alerts/*.jsonl")
-	for _, name := range files {
-		fh, err := os.Open(name)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-				out = append(out, append([]byte(nil), line...))
-			}
-		}
-		fh.Close()
-	}
-	return out
-}
+func sharedAlertLines() [][]byte { return shareddata.Lines("alerts/*.jsonl") }
 
 type refLine struct {
 	text     string

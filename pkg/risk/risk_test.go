@@ -1,13 +1,12 @@
 package risk
 
 import (
-	"bufio"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/triage-dev/triage/internal/shareddata"
 
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
@@ -157,18 +156,14 @@ func TestPublicAddresses(t *testing.T) {
 }
 
 func loadSamples(t *testing.T) []*alert.Alert {
-	f, err := os.Open("../../../shared/data/alerts/upstream-rules.jsonl")
-	if os.IsNotExist(err) {
+	lines := shareddata.Lines("alerts/upstream-rules.jsonl")
+	if len(lines) == 0 {
 		t.Skip("../shared/data not present")
 	}
-	require.NoError(t, err)
-	defer f.Close()
 	var out []*alert.Alert
 	var p alert.Parser
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		a, err := p.Parse(sc.Bytes())
+	for _, line := range lines {
+		a, err := p.Parse(line)
 		require.NoError(t, err)
 		out = append(out, a)
 	}
