@@ -251,6 +251,7 @@ func (ps *Parser) parseFields(v *fastjson.Value) ([]Field, error) {
 	}
 	fields := make([]Field, obj.Len())
 	i := 0
+	var bad []byte
 	obj.Visit(func(key []byte, fv *fastjson.Value) {
 		f := &fields[i]
 		i++
@@ -266,19 +267,98 @@ func (ps *Parser) parseFields(v *fastjson.Value) ([]Field, error) {
 			// integers beyond 2^53 and for negative values.
 			f.Kind = KindNumber
 			ps.marshal(&f.Value, fv, false)
+			if bad == nil && !validNumber(ps.arena[ps.spans[len(ps.spans)-1].start:]) {
+				bad = key
+			}
 		case fastjson.TypeTrue:
 			f.Kind, f.Value = KindBool, "true"
 		case fastjson.TypeFalse:
 			f.Kind, f.Value = KindBool, "false"
-		case fastjson.TypeArray:
+		case fastjson.TypeArray, fastjson.TypeObject:
 			f.Kind = KindArray
+			if fv.Type() == fastjson.TypeObject {
+				f.Kind = KindObject
+			}
 			ps.marshal(&f.Value, fv, true)
-		case fastjson.TypeObject:
-			f.Kind = KindObject
-			ps.marshal(&f.Value, fv, true)
+			if bad == nil && !numbersValid(ps.arena[ps.spans[len(ps.spans)-1].start:]) {
+				bad = key
+			}
 		}
 	})
+	if bad != nil {
+		return nil, fmt.Errorf("%w: output_fields[%q]: invalid JSON number", ErrSyntax, truncate(strings.ToValidUTF8(string(bad), "\uFFFD"), 64))
+	}
 	return fields[:i], nil
+}
+
+// numbersValid reports whether every number token in the JSON text b is
+// a JSON number as RFC 8259 writes them. fastjson also takes ".", "00" or
+// "1." and would hand them on as numbers; Falco never writes those. The
+// text is scanned rather than the parsed tree walked, because asking
+// fastjson for the type of a nested string unescapes it in place and its
+// re-encoding would then carry raw control characters.
+func numbersValid(b []byte) bool {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '-' || c == '.' || (c >= '0' && c <= '9'):
+			start := i
+			for i < len(b) && strings.IndexByte("+-.0123456789eE", b[i]) >= 0 {
+				i++
+			}
+			if !validNumber(b[start:i]) {
+				return false
+			}
+			i--
+		}
+	}
+	return true
+}
+
+// validNumber matches -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(b []byte) bool {
+	i, n := 0, len(b)
+	digits := func() int {
+		start := i
+		for i < n && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if i < n && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && b[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < n && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < n && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == n
 }
 
 // parsePriorityBytes is ParsePriority without allocating for ASCII input.

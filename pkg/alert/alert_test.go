@@ -132,6 +132,11 @@ func TestParseRejects(t *testing.T) {
 		{"hostname number", `{` + valid + `,"hostname":1}`, ErrType, "hostname"},
 		{"source bool", `{` + valid + `,"source":true}`, ErrType, "source"},
 		{"trailing garbage", `{` + valid + `} x`, ErrSyntax, ""},
+		{"number dot", `{` + valid + `,"output_fields":{"k":.}}`, ErrSyntax, "invalid JSON number"},
+		{"number leading zeros", `{` + valid + `,"output_fields":{"k":00}}`, ErrSyntax, "invalid JSON number"},
+		{"number trailing dot", `{` + valid + `,"output_fields":{"k":1.}}`, ErrSyntax, "invalid JSON number"},
+		{"number in array", `{` + valid + `,"output_fields":{"k":[1,00]}}`, ErrSyntax, "invalid JSON number"},
+		{"number in object", `{` + valid + `,"output_fields":{"k":{"a":01}}}`, ErrSyntax, "invalid JSON number"},
 	}
 	var p Parser
 	for _, c := range cases {
@@ -141,6 +146,22 @@ func TestParseRejects(t *testing.T) {
 			assert.True(t, errors.Is(err, c.kind), "want %v, got %v", c.kind, err)
 			assert.Contains(t, err.Error(), c.mention)
 		})
+	}
+}
+
+func TestValidNumber(t *testing.T) {
+	for _, ok := range []string{"0", "-0", "1", "-12", "1.5", "0.25", "1e3", "1E+3", "-1.5e-3", "18446744073709551616"} {
+		assert.True(t, validNumber([]byte(ok)), ok)
+	}
+	for _, bad := range []string{"", "-", ".", "00", "01", "1.", ".5", "1e", "1e+", "+1", "1.5.5", "0x10", "1 "} {
+		assert.False(t, validNumber([]byte(bad)), bad)
+	}
+}
+
+func TestNumbersValidInJSONText(t *testing.T) {
+	assert.True(t, numbersValid([]byte(`[1,-2.5e3,{"a":0,"b":"00 . 1."},true,null,"\"5.",[0.5]]`)))
+	for _, bad := range []string{`[00]`, `[1.]`, `{"a":.}`, `[1,-]`, `[{"a":[01]}]`} {
+		assert.False(t, numbersValid([]byte(bad)), bad)
 	}
 }
 

@@ -103,10 +103,9 @@ func checkAlert(t *testing.T, a *Alert) {
 				t.Fatalf("bool field %q is %q", fl.Key, fl.Value)
 			}
 		case KindNumber:
-			// fastjson is laxer than RFC 8259 about numbers (it takes
-			// leading zeros, "00"; docs/reliability.md, fuzz findings),
-			// so this checks the shape it accepts, not strict JSON.
-			if !laxNumber.MatchString(fl.Value) {
+			// Strict RFC 8259 numbers only: fastjson alone also takes
+			// ".", "00" and "1." (fuzz findings, docs/reliability.md).
+			if !strictNumber.MatchString(fl.Value) {
 				t.Fatalf("number field %q is %q", fl.Key, fl.Value)
 			}
 		case KindArray, KindObject:
@@ -119,7 +118,7 @@ func checkAlert(t *testing.T, a *Alert) {
 	}
 }
 
-var laxNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$`)
+var strictNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
 
 // encodeAlert writes a back in Falco's json_output shape.
 func encodeAlert(t *testing.T, a *Alert) []byte {
