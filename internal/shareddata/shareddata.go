@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"testing"
 )
 
 // Dir returns ../shared/data relative to the module root, found by walking
@@ -54,4 +55,15 @@ func Lines(pattern string) [][]byte {
 		}
 	}
 	return out
+}
+
+// AlertMix returns the 242 upstream sample alerts (one per rule), the mix
+// every stage benchmark uses; it skips tb when the data is absent.
+func AlertMix(tb testing.TB) [][]byte {
+	tb.Helper()
+	lines := Lines("alerts/upstream-rules.jsonl")
+	if len(lines) == 0 {
+		tb.Skip("../shared/data/alerts/upstream-rules.jsonl not present")
+	}
+	return lines
 }

@@ -7,14 +7,7 @@ import (
 	"github.com/triage-dev/triage/internal/shareddata"
 )
 
-func loadBenchMix(b *testing.B) [][]byte {
-	b.Helper()
-	lines := shareddata.Lines("alerts/upstream-rules.jsonl")
-	if len(lines) == 0 {
-		b.Skip("../shared/data/alerts/upstream-rules.jsonl not present")
-	}
-	return lines
-}
+func loadBenchMix(b *testing.B) [][]byte { return shareddata.AlertMix(b) }
 
 func reportAlertRate(b *testing.B) {
 	if s := b.Elapsed().Seconds(); s > 0 {

@@ -9,14 +9,7 @@ import (
 	"github.com/triage-dev/triage/pkg/event"
 )
 
-func loadBenchMix(b *testing.B) [][]byte {
-	b.Helper()
-	lines := shareddata.Lines("alerts/upstream-rules.jsonl")
-	if len(lines) == 0 {
-		b.Skip("../shared/data/alerts/upstream-rules.jsonl not present")
-	}
-	return lines
-}
+func loadBenchMix(b *testing.B) [][]byte { return shareddata.AlertMix(b) }
 
 // BenchmarkEnrich is the whole in-process path of one alert, as
 // next_batch runs it: parse, knowledge base, risk, correlation update and

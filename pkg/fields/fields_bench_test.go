@@ -1,11 +1,9 @@
 package fields_test
 
 import (
-	"bufio"
-	"bytes"
-	"os"
 	"testing"
 
+	"github.com/triage-dev/triage/internal/shareddata"
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/engine"
@@ -13,29 +11,19 @@ import (
 	"github.com/triage-dev/triage/pkg/fields"
 )
 
-const benchMix = "../../../shared/data/alerts/upstream-rules.jsonl"
-
 // payloads returns the encoded events of the alert mix, as next_batch
 // writes them.
 func payloads(b *testing.B) ([][]byte, *engine.Engine) {
 	b.Helper()
-	data, err := os.ReadFile(benchMix)
-	if err != nil {
-		b.Skipf("alert mix not present: %v", err)
-	}
+	lines := shareddata.AlertMix(b)
 	eng, err := engine.New(config.Default())
 	if err != nil {
 		b.Fatal(err)
 	}
 	var out [][]byte
 	var p alert.Parser
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		a, err := p.Parse(sc.Bytes())
+	for _, line := range lines {
+		a, err := p.Parse(line)
 		if err != nil {
 			b.Fatal(err)
 		}

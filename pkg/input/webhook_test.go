@@ -44,20 +44,7 @@ type webhookFixture struct {
 
 func startWebhook(t *testing.T, rawURL string, mutate func(*config.Config)) *webhookFixture {
 	t.Helper()
-	cfg := config.Default()
-	cfg.MaxEventBytes = 4096
-	cfg.Webhook.MaxBodyBytes = 64 << 10
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	u, err := url.Parse(rawURL)
-	require.NoError(t, err)
-	q := NewAlertQueue(cfg.QueueSize)
-	c := &Counters{}
-	w, err := ListenWebhook(u, cfg, q, c, logging.New(io.Discard, 100, time.Second))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
-	return &webhookFixture{w: w, q: q, c: c, url: w.URL()}
+	return startWebhookLog(t, rawURL, io.Discard, mutate)
 }
 
 func (f *webhookFixture) drain() []*alert.Alert {
