@@ -340,13 +340,12 @@ func (w *Webhook) parseBody(body []byte) (alerts []*alert.Alert, loops int, stat
 		return nil, 0, http.StatusBadRequest, "empty body: expected one alert or one alert per line"
 	}
 	lines := splitLines(trimmed)
-	if len(lines) > 1 {
+	if len(lines) > 1 && !bytes.HasSuffix(lines[0], []byte("}")) {
 		// A pretty-printed single alert spans lines too; its first line
-		// is not valid JSON on its own.
-		if _, err := p.Parse(lines[0]); errors.Is(err, alert.ErrSyntax) {
-			if _, err := p.Parse(trimmed); err == nil {
-				lines = [][]byte{trimmed}
-			}
+		// ("{") cannot be a whole alert. NDJSON lines end in "}", so they
+		// are parsed once, below.
+		if _, err := p.Parse(trimmed); err == nil {
+			lines = [][]byte{trimmed}
 		}
 	}
 	alerts = make([]*alert.Alert, 0, len(lines))
