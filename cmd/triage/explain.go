@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -172,61 +173,23 @@ func explainTechnique(m *md, k *kb.KB, t *kb.Technique) {
 			}
 		}
 	}
-	var pbs, rules []string
-	for _, p := range k.Playbooks() {
-		for _, x := range p.Techniques {
-			if x == t.ID {
-				pbs = append(pbs, p.ID+": "+p.Title)
-			}
-		}
-	}
-	for _, r := range k.Rules() {
-		for _, x := range r.Techniques {
-			if x == t.ID {
-				rules = append(rules, r.Rule)
-			}
-		}
-	}
-	list(m, "Playbooks", pbs)
-	list(m, "Falco rules mapped to it", rules)
+	list(m, "Playbooks", naming(k.Playbooks(), t.ID, func(p *kb.Playbook) ([]string, string) { return p.Techniques, p.ID + ": " + p.Title }))
+	list(m, "Falco rules mapped to it", naming(k.Rules(), t.ID, func(r *kb.Rule) ([]string, string) { return r.Techniques, r.Rule }))
 }
 
 func explainTactic(m *md, k *kb.KB, t kb.Tactic) {
 	m.f("# %s %s (%s)", t.ID, t.Name, t.Shortname)
 	m.f("")
 	m.f("Kill-chain stage %d of %d. https://attack.mitre.org/tactics/%s/", k.Stage(t.ID), len(k.Tactics), t.ID)
-	var techs []string
-	for _, te := range k.Techniques() {
-		for _, s := range te.Tactics {
-			if s == t.Shortname {
-				techs = append(techs, te.ID+" "+te.Name)
-			}
-		}
-	}
-	list(m, "Techniques in the knowledge base", techs)
+	list(m, "Techniques in the knowledge base", naming(k.Techniques(), t.Shortname, func(te *kb.Technique) ([]string, string) { return te.Tactics, te.ID + " " + te.Name }))
 }
 
 func explainMitigation(m *md, k *kb.KB, mm *kb.Mitigation) {
 	m.f("# %s %s", mm.ID, mm.Name)
 	m.f("")
 	m.f("%s", kb.MitigationURL(mm.ID))
-	var techs, pbs []string
-	for _, te := range k.Techniques() {
-		for _, x := range te.Mitigations {
-			if x == mm.ID {
-				techs = append(techs, te.ID+" "+te.Name)
-			}
-		}
-	}
-	for _, p := range k.Playbooks() {
-		for _, x := range p.Mitigations {
-			if x == mm.ID {
-				pbs = append(pbs, p.ID+": "+p.Title)
-			}
-		}
-	}
-	list(m, "Mitigates", techs)
-	list(m, "Applied by playbooks", pbs)
+	list(m, "Mitigates", naming(k.Techniques(), mm.ID, func(te *kb.Technique) ([]string, string) { return te.Mitigations, te.ID + " " + te.Name }))
+	list(m, "Applied by playbooks", naming(k.Playbooks(), mm.ID, func(p *kb.Playbook) ([]string, string) { return p.Mitigations, p.ID + ": " + p.Title }))
 }
 
 func explainPlaybook(m *md, k *kb.KB, p *kb.Playbook) {
@@ -289,6 +252,18 @@ func explainPlaybook(m *md, k *kb.KB, p *kb.Playbook) {
 	for _, r := range p.References {
 		m.f("- %s %s", r.Title, r.URL)
 	}
+}
+
+// naming returns the labels of the items whose list (from refs) holds id.
+func naming[T any](items []*T, id string, refs func(*T) (list []string, label string)) []string {
+	var out []string
+	for _, it := range items {
+		ids, label := refs(it)
+		if slices.Contains(ids, id) {
+			out = append(out, label)
+		}
+	}
+	return out
 }
 
 func envOrder(env string) int {
