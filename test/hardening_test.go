@@ -1,18 +1,11 @@
 package test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/triage-dev/triage/internal/testpki"
 	"github.com/triage-dev/triage/test/harness"
 )
 
@@ -37,49 +31,16 @@ type e2ePKI struct {
 
 func newE2EPKI(t *testing.T, dir string) e2ePKI {
 	t.Helper()
-	gen := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		return k
-	}
-	caKey := gen()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	caCert, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	leaf := func(serial int64, usage x509.ExtKeyUsage) ([]byte, []byte) {
-		k := gen()
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprint("leaf ", serial)},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		require.NoError(t, err)
-		kder, err := x509.MarshalPKCS8PrivateKey(k)
-		require.NoError(t, err)
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-	}
+	ca := testpki.NewCA(t, "e2e CA")
+	srvCert, srvKey := ca.Issue(t, "triage webhook", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "falco", x509.ExtKeyUsageClientAuth)
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(p, b, 0o600))
 		return p
 	}
-	srvCert, srvKey := leaf(2, x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := leaf(3, x509.ExtKeyUsageClientAuth)
-	out := e2ePKI{
-		ca:   write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		cert: write("server.pem", srvCert),
-		key:  write("server.key", srvKey),
-		pool: x509.NewCertPool(),
-	}
-	out.pool.AddCert(caCert)
+	out := e2ePKI{ca: write("ca.pem", ca.PEM()), cert: write("server.pem", srvCert), key: write("server.key", srvKey), pool: ca.Pool()}
+	var err error
 	out.client, err = tls.X509KeyPair(cliCert, cliKey)
 	require.NoError(t, err)
 	return out

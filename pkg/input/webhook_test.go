@@ -3,17 +3,11 @@ package input
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/triage-dev/triage/internal/testpki"
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/logging"
@@ -263,67 +258,6 @@ type testPKI struct {
 	clientCertFile, clientKeyF string
 }
 
-type issuer struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-var serial int64 = 1
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	return k
-}
-
-func newCA(t *testing.T, name string) issuer {
-	t.Helper()
-	key := newKey(t)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return issuer{cert, key}
-}
-
-func (ca issuer) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key := newKey(t)
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	if usage == x509.ExtKeyUsageServerAuth {
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-func certPEM(ca issuer) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
-}
-
 func writeFile(t *testing.T, dir, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -334,22 +268,21 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
-	ca := newCA(t, "triage test CA")
-	other := newCA(t, "someone else's CA")
-	srvCert, srvKey := ca.issue(t, "triage webhook", x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.issue(t, "falco", x509.ExtKeyUsageClientAuth)
-	strCert, strKey := other.issue(t, "stranger", x509.ExtKeyUsageClientAuth)
+	ca := testpki.NewCA(t, "triage test CA")
+	other := testpki.NewCA(t, "someone else's CA")
+	srvCert, srvKey := ca.Issue(t, "triage webhook", x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "falco", x509.ExtKeyUsageClientAuth)
+	strCert, strKey := other.Issue(t, "stranger", x509.ExtKeyUsageClientAuth)
 	p := &testPKI{
 		dir:            dir,
-		caFile:         writeFile(t, dir, "ca.pem", certPEM(ca)),
-		otherCAFile:    writeFile(t, dir, "other-ca.pem", certPEM(other)),
+		caFile:         writeFile(t, dir, "ca.pem", ca.PEM()),
+		otherCAFile:    writeFile(t, dir, "other-ca.pem", other.PEM()),
 		certFile:       writeFile(t, dir, "server.pem", srvCert),
 		keyFile:        writeFile(t, dir, "server.key", srvKey),
 		clientCertFile: writeFile(t, dir, "client.pem", cliCert),
 		clientKeyF:     writeFile(t, dir, "client.key", cliKey),
-		caPool:         x509.NewCertPool(),
+		caPool:         ca.Pool(),
 	}
-	p.caPool.AddCert(ca.cert)
 	var err error
 	p.client, err = tls.X509KeyPair(cliCert, cliKey)
 	require.NoError(t, err)
