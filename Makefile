@@ -46,7 +46,7 @@ demo: $(CLI)
 # docs/performance.md. Takes a few minutes.
 .PHONY: bench
 bench: $(LIB)
-	$(GO) run ./cmd/loadgen report -lib $(CURDIR)/$(LIB) -async-lib $(CURDIR)/bin/libtriage-async.so -out docs/performance.md
+	$(GO) run ./cmd/loadgen report -lib $(CURDIR)/$(LIB) -out docs/performance.md
 
 # Regenerates the README's field table from the plugin's own field list.
 readme-fields: $(CLI)

@@ -35,6 +35,7 @@ type Config struct {
 	BatchSize        int         `json:"batchSize" jsonschema:"title=Batch size,description=Most events returned to Falco per next_batch call,default=128,minimum=1,maximum=4096"`
 	IdleTimeoutMs    int         `json:"idleTimeoutMs" jsonschema:"title=Idle timeout (ms),description=How long next_batch waits for an alert before returning a timeout to Falco,default=30,minimum=1,maximum=1000"`
 	StatsIntervalSec int         `json:"statsIntervalSec" jsonschema:"title=Stats log interval (s),description=How often counters of received and dropped alerts are logged when they changed; 0 turns the periodic log off,default=60,minimum=0,maximum=86400"`
+	UseAsync         bool        `json:"useAsync" jsonschema:"title=Async field extraction,description=Use plugin-sdk-go's async extraction: a worker goroutine busy-waits for Falco's extract requests (only with more than one CPU). Off by default because on small hosts the spinning worker took CPU from the webhook and Falco and lowered throughput (docs/performance.md),default=false"`
 	Webhook          Webhook     `json:"webhook" jsonschema:"title=Webhook input"`
 	Follow           Follow      `json:"follow" jsonschema:"title=File follow input"`
 	Risk             Risk        `json:"risk" jsonschema:"title=Risk scoring"`

@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk"
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins"
@@ -54,6 +57,10 @@ type Plugin struct {
 	faults   *faults
 	engine   *engine.Engine
 
+	// afterInit, when set, runs at the end of every Init with the useAsync
+	// setting and the init's error (plugin/main.go: pkg/extractmode).
+	afterInit func(useAsync bool, err error)
+
 	// Extraction cache: the last decoded event, so all fields of one
 	// event are answered from a single decode.
 	cachedNum uint64
@@ -94,8 +101,13 @@ func (p *Plugin) InitSchema() *sdk.SchemaInfo {
 	return &sdk.SchemaInfo{Schema: s}
 }
 
+// SetAfterInit sets a function run at the end of every Init, successful or
+// not, with the config's useAsync and Init's error.
+func (p *Plugin) SetAfterInit(fn func(useAsync bool, err error)) { p.afterInit = fn }
+
 // Init parses init_config. A bad value is an error naming the key.
 func (p *Plugin) Init(cfg string) (err error) {
+	defer p.runAfterInit(&err) // deferred first: runs after the recover below
 	defer recoverInto(&err, "init", nil)
 	p.faults = faultsFromEnv()
 	p.faults.maybePanic("init")
@@ -107,7 +119,55 @@ func (p *Plugin) Init(cfg string) (err error) {
 	if p.engine, err = engine.New(c); err != nil {
 		return fmt.Errorf("knowledge base: %w", err)
 	}
+	live.add(p)
 	return nil
+}
+
+func (p *Plugin) runAfterInit(err *error) {
+	if p.afterInit == nil {
+		return
+	}
+	defer recoverInto(err, "init", nil)
+	p.afterInit(*err == nil && p.cfg.UseAsync, *err)
+	if *err == nil && p.cfg.UseAsync {
+		p.log.Printf("field extraction: async requested (plugin-sdk-go runs it only when GOMAXPROCS > 1; here %d)", runtime.GOMAXPROCS(0))
+	}
+}
+
+// live lists the plugin states whose Init succeeded and that are not yet
+// destroyed, oldest first. plugin-sdk-go v0.8.3 sends every plugin_open to
+// the plugin object its factory made last, whatever state Falco passes, and
+// the factory runs for failed inits too: Open forwards to the newest live
+// state instead, so an input never opens with the defaults (and no engine)
+// of a failed init, which would e.g. drop the webhook's TLS and secret.
+var live liveStates
+
+type liveStates struct {
+	mu     sync.Mutex
+	states []*Plugin
+}
+
+func (l *liveStates) add(p *Plugin) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.states = append(l.states, p)
+}
+
+func (l *liveStates) remove(p *Plugin) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i := slices.Index(l.states, p); i >= 0 {
+		l.states = slices.Delete(l.states, i, i+1)
+	}
+}
+
+func (l *liveStates) latest() *Plugin {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.states) == 0 {
+		return nil
+	}
+	return l.states[len(l.states)-1]
 }
 
 // errNoError is what LastError reports before anything failed.
@@ -125,6 +185,7 @@ func (p *Plugin) LastError() error {
 // Destroy releases the plugin state.
 func (p *Plugin) Destroy() {
 	defer recoverInto(nil, "destroy", p.log)
+	live.remove(p)
 	p.faults.maybePanic("destroy")
 	p.log.Printf("destroyed; totals: %s", p.counters.Snapshot())
 }
@@ -147,6 +208,9 @@ func (p *Plugin) OpenParams() ([]sdk.OpenParam, error) {
 // Open starts the input named by open_params.
 func (p *Plugin) Open(params string) (inst source.Instance, err error) {
 	defer recoverInto(&err, "open", p.log)
+	if q := live.latest(); q != nil {
+		p = q
+	}
 	p.faults.maybePanic("open")
 	i, err := newInstance(p, params)
 	if err != nil {
