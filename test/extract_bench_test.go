@@ -99,6 +99,41 @@ func BenchmarkExtractOneFieldAfterFirst(b *testing.B) {
 	}
 }
 
+// BenchmarkHostExtract* time the same calls from a loop in C
+// (harness.TimeExtract), the way Falco (C++) makes them: what they measure
+// is the plugin and the C ABI crossing, without the Go harness's own
+// per-call work (request resolution, C allocations, copying values back
+// into Go), which the Go-loop benchmarks above include. Allocations of the
+// plugin's runtime are not visible here; see pkg/fields' benchmarks.
+func benchHostExtract(b *testing.B, evts []*harness.Event, p *harness.Plugin, reqs []harness.Request, perField bool) {
+	d, err := p.TimeExtract(evts, reqs, perField, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "host-ns/op")
+	b.ReportMetric(float64(len(reqs)), "fields/op")
+}
+
+// BenchmarkHostExtractAllFieldsOneCall: every triage field of one event in
+// one call, a different event each round (decoded every time).
+func BenchmarkHostExtractAllFieldsOneCall(b *testing.B) {
+	p, evts := benchEvents(b)
+	benchHostExtract(b, evts, p, triageRequests(), false)
+}
+
+// BenchmarkHostExtractAllFieldsEach: the same, one call per field.
+func BenchmarkHostExtractAllFieldsEach(b *testing.B) {
+	p, evts := benchEvents(b)
+	benchHostExtract(b, evts, p, triageRequests(), true)
+}
+
+// BenchmarkHostExtractOneFieldAfterFirst: one field of an event the plugin
+// already decoded.
+func BenchmarkHostExtractOneFieldAfterFirst(b *testing.B) {
+	p, evts := benchEvents(b)
+	benchHostExtract(b, evts[:1], p, []harness.Request{{Field: "risk.level"}}, false)
+}
+
 // BenchmarkWebhook* run the load generator against this build: bounded in
 // alerts (b.N, at most 200,000) and in time (60 s).
 func benchWebhook(b *testing.B, o loadgen.Options) {

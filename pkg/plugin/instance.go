@@ -9,6 +9,7 @@ import (
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins/source"
 
 	"github.com/triage-dev/triage/pkg/alert"
+	"github.com/triage-dev/triage/pkg/cabi"
 	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/input"
@@ -47,7 +48,7 @@ func newInstance(p *Plugin, params string) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	evts, err := sdk.NewEventWriters(int64(p.cfg.BatchSize), int64(p.cfg.MaxEventBytes+payloadHeadroom))
+	evts, err := cabi.NewEventWriters(p.cfg.BatchSize, p.cfg.MaxEventBytes+payloadHeadroom)
 	if err != nil {
 		in.Stop(time.Second)
 		return nil, fmt.Errorf("cannot allocate event buffers: %w", err)

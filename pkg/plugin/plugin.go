@@ -16,11 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
+	"github.com/falcosecurity/plugin-sdk-go/pkg/ptr"
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk"
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins"
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins/source"
 
+	"github.com/triage-dev/triage/pkg/cabi"
 	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
@@ -116,10 +119,13 @@ func (p *Plugin) Init(cfg string) (err error) {
 		return err
 	}
 	p.cfg = c
+	// Before plugin-sdk-go would install its own pool (see pkg/cabi).
+	p.SetExtractRequests(cabi.NewRequestPool())
 	if p.engine, err = engine.New(c); err != nil {
 		return fmt.Errorf("knowledge base: %w", err)
 	}
 	live.add(p)
+	profileStateUp(p.log)
 	return nil
 }
 
@@ -153,12 +159,15 @@ func (l *liveStates) add(p *Plugin) {
 	l.states = append(l.states, p)
 }
 
-func (l *liveStates) remove(p *Plugin) {
+// remove reports whether p was live (its init succeeded).
+func (l *liveStates) remove(p *Plugin) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if i := slices.Index(l.states, p); i >= 0 {
+	i := slices.Index(l.states, p)
+	if i >= 0 {
 		l.states = slices.Delete(l.states, i, i+1)
 	}
+	return i >= 0
 }
 
 func (l *liveStates) latest() *Plugin {
@@ -185,7 +194,9 @@ func (p *Plugin) LastError() error {
 // Destroy releases the plugin state.
 func (p *Plugin) Destroy() {
 	defer recoverInto(nil, "destroy", p.log)
-	live.remove(p)
+	if live.remove(p) {
+		profileStateDown()
+	}
 	p.faults.maybePanic("destroy")
 	p.log.Printf("destroyed; totals: %s", p.counters.Snapshot())
 }
@@ -272,16 +283,32 @@ func (p *Plugin) decoded(evt sdk.EventReader) (*event.Record, error) {
 		return &p.record, p.cachedErr
 	}
 	p.cachedOK = false
-	p.payload.Reset()
-	if _, err := p.payload.ReadFrom(evt.Reader()); err != nil && !errors.Is(err, io.EOF) {
+	data, err := p.payloadOf(evt)
+	if err != nil {
 		return nil, fmt.Errorf("event %d: cannot read payload: %w", num, err)
 	}
-	p.cachedErr = event.Decode(p.payload.Bytes(), &p.record)
+	p.cachedErr = event.Decode(data, &p.record)
 	if p.cachedErr != nil {
 		p.cachedErr = fmt.Errorf("event %d: %w", num, p.cachedErr)
 	}
 	p.cachedNum, p.cachedTS, p.cachedOK = num, ts, true
 	return &p.record, p.cachedErr
+}
+
+// payloadOf returns the event's payload. plugin-sdk-go's reader copies one
+// byte per loop iteration; when it exposes the event's memory (it does in
+// v0.8.3) the payload is read from there directly. The slice is only valid
+// during this call: Decode copies what it keeps.
+func (p *Plugin) payloadOf(evt sdk.EventReader) ([]byte, error) {
+	r := evt.Reader()
+	if mem, ok := r.(ptr.BytesReadWriter); ok && mem.BufferPtr() != nil {
+		return unsafe.Slice((*byte)(mem.BufferPtr()), mem.Len()), nil
+	}
+	p.payload.Reset()
+	if _, err := p.payload.ReadFrom(r); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return p.payload.Bytes(), nil
 }
 
 // String renders an event as one line: priority, rule, host, source.

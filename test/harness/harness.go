@@ -1395,33 +1395,12 @@ func (p *Plugin) extract(e *Event, reqs []Request, withOffsets bool) ([]Value, [
 	}
 
 	n := len(reqs)
-	fsz := C.size_t(C.sizeof_ss_plugin_extract_field)
-	base := C.calloc(C.size_t(n), fsz)
-	if base == nil {
-		return nil, nil, errors.New("harness: out of memory")
+	cf, free, err := p.cFieldsLocked(rrs)
+	if err != nil {
+		return nil, nil, err
 	}
-	defer C.free(base)
-	var keys []*C.char
-	defer func() {
-		for _, k := range keys {
-			C.free(unsafe.Pointer(k))
-		}
-	}()
-	cf := unsafe.Slice((*C.ss_plugin_extract_field)(base), n)
-	for k, rr := range rrs {
-		f := p.fields[rr.idx]
-		cf[k].field_id = C.uint32_t(rr.idx)
-		cf[k].field = p.fieldCNames[rr.idx]
-		if rr.hasKey {
-			ck := C.CString(rr.argKey)
-			keys = append(keys, ck)
-			cf[k].arg_key = ck
-		}
-		cf[k].arg_index = C.uint64_t(rr.argIndex)
-		cf[k].arg_present = boolU32(rr.present)
-		cf[k].ftype = C.uint32_t(fieldTypes[f.Type])
-		cf[k].flist = boolU32(f.IsList)
-	}
+	defer free()
+	base := unsafe.Pointer(&cf[0])
 	var offStart, offLen *C.uint32_t
 	want := C.int(0)
 	if withOffsets {
@@ -1447,6 +1426,89 @@ func (p *Plugin) extract(e *Event, reqs []Request, withOffsets bool) ([]Value, [
 		}
 	}
 	return vals, offs, nil
+}
+
+// cFieldsLocked builds the C request array for resolved requests; free
+// releases it and its argument keys.
+func (p *Plugin) cFieldsLocked(rrs []resolvedReq) (cf []C.ss_plugin_extract_field, free func(), err error) {
+	base := C.calloc(C.size_t(len(rrs)), C.size_t(C.sizeof_ss_plugin_extract_field))
+	if base == nil {
+		return nil, nil, errors.New("harness: out of memory")
+	}
+	var keys []*C.char
+	free = func() {
+		for _, k := range keys {
+			C.free(unsafe.Pointer(k))
+		}
+		C.free(base)
+	}
+	cf = unsafe.Slice((*C.ss_plugin_extract_field)(base), len(rrs))
+	for k, rr := range rrs {
+		f := p.fields[rr.idx]
+		cf[k].field_id = C.uint32_t(rr.idx)
+		cf[k].field = p.fieldCNames[rr.idx]
+		if rr.hasKey {
+			ck := C.CString(rr.argKey)
+			keys = append(keys, ck)
+			cf[k].arg_key = ck
+		}
+		cf[k].arg_index = C.uint64_t(rr.argIndex)
+		cf[k].arg_present = boolU32(rr.present)
+		cf[k].ftype = C.uint32_t(fieldTypes[f.Type])
+		cf[k].flist = boolU32(f.IsList)
+	}
+	return cf, free, nil
+}
+
+// TimeExtract measures extraction the way a C++ host pays for it: the
+// requests are prepared once, then a loop in C makes rounds
+// extract_fields calls back to back (round r on evts[r % len(evts)]; with
+// perField one call per request, else one call for all) and times them with
+// CLOCK_MONOTONIC. Nothing is read back, so it measures the plugin and the
+// C ABI crossing only; Extract checks the values. For benchmarks.
+func (p *Plugin) TimeExtract(evts []*Event, reqs []Request, perField bool, rounds int) (time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer runtime.KeepAlive(evts)
+	if len(evts) == 0 || len(reqs) == 0 || rounds <= 0 {
+		return 0, errors.New("harness: TimeExtract needs events, requests and rounds")
+	}
+	if p.caps&CapExtraction == 0 {
+		return 0, errors.New("harness: plugin has no field extraction capability")
+	}
+	rrs := make([]resolvedReq, len(reqs))
+	for k, r := range reqs {
+		rr, err := p.resolveRequest(r)
+		if err != nil {
+			return 0, err
+		}
+		rrs[k] = rr
+	}
+	raws := (*[1 << 20]unsafe.Pointer)(C.calloc(C.size_t(len(evts)), C.size_t(unsafe.Sizeof(uintptr(0)))))[:len(evts):len(evts)]
+	nums := (*[1 << 20]C.uint64_t)(C.calloc(C.size_t(len(evts)), 8))[:len(evts):len(evts)]
+	defer C.free(unsafe.Pointer(&raws[0]))
+	defer C.free(unsafe.Pointer(&nums[0]))
+	for k, e := range evts {
+		if err := p.checkEventLocked(e); err != nil {
+			return 0, err
+		}
+		if !p.compatibleLocked(e) || e.srcC != evts[0].srcC {
+			return 0, errors.New("harness: TimeExtract needs events of one source the plugin extracts from")
+		}
+		raws[k], nums[k] = e.raw, C.uint64_t(e.Num)
+	}
+	cf, free, err := p.cFieldsLocked(rrs)
+	if err != nil {
+		return 0, err
+	}
+	defer free()
+	var elapsed C.uint64_t
+	rc := Result(C.hs_time_extract(p.api, p.state, p.owner, &raws[0], &nums[0], C.size_t(len(evts)), evts[0].srcC,
+		C.uint32_t(len(cf)), &cf[0], C.int(boolU32(perField)), C.uint64_t(rounds), &elapsed))
+	if rc != Success {
+		return 0, &CallError{Op: "extract_fields", Result: rc, Msg: p.fetchLastErrorLocked()}
+	}
+	return time.Duration(elapsed), nil
 }
 
 func boolU32(b bool) C.uint32_t {

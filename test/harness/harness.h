@@ -289,6 +289,11 @@ int32_t hs_extract(const hs_api* api, uintptr_t s, hs_owner* owner, const void* 
                    const char* src, uint32_t nfields, ss_plugin_extract_field* fields,
                    int want_offsets, uint32_t** off_start, uint32_t** off_length);
 
+int32_t hs_time_extract(const hs_api* api, uintptr_t s, hs_owner* owner, void* const* evts,
+                        const uint64_t* nums, size_t nevts, const char* src, uint32_t nfields,
+                        ss_plugin_extract_field* fields, int per_field, uint64_t rounds,
+                        uint64_t* elapsed_ns);
+
 void hs_event_header(const void* evt, hs_evt_hdr* out);
 void* hs_event_copy(const void* evt, uint32_t len);
 void hs_event_patch(void* evt, uint64_t ts, uint64_t tid, uint32_t plugin_id);

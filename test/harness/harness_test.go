@@ -991,3 +991,25 @@ func preemptScenario(t *testing.T, opts Options) {
 	stop.Store(true)
 	fmt.Println("GC done")
 }
+
+func TestTimeExtract(t *testing.T) {
+	p, in := openMini(t, `{"n":3}`)
+	evts := collectAll(t, in)
+	reqs := []Request{{Field: "mini.str"}, {Field: "mini.key", Arg: "abc"}, {Field: "mini.list"}}
+	for _, perField := range []bool{false, true} {
+		d, err := p.TimeExtract(evts, reqs, perField, 50)
+		require.NoError(t, err)
+		assert.Positive(t, d)
+	}
+	// A failing call stops the loop and reports the plugin's error.
+	_, err := p.TimeExtract(evts, []Request{{Field: "mini.key", Arg: "fail"}}, false, 10)
+	var ce *CallError
+	require.ErrorAs(t, err, &ce)
+	assert.Contains(t, ce.Msg, "failed on event")
+	_, err = p.TimeExtract(nil, reqs, false, 10)
+	assert.Error(t, err)
+	// The values Extract reads back after the timed calls are still right.
+	vals, err := p.Extract(evts[0], reqs[0])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"evt-1"}, vals[0].Str)
+}

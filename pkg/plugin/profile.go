@@ -1,0 +1,64 @@
+package plugin
+
+import (
+	"os"
+	"runtime/pprof"
+	"sync"
+
+	"github.com/triage-dev/triage/pkg/logging"
+)
+
+// ProfileEnv names the environment variable that makes the plugin write a
+// CPU profile of its own Go runtime to the file it names, from the first
+// successful init to the last destroy. A host's profiler (or a Go test
+// loading libtriage.so) cannot see inside the library's runtime; this is
+// how `make bench` profiles extraction and next_batch through the C ABI.
+const ProfileEnv = "TRIAGE_CPUPROFILE"
+
+var profile struct {
+	sync.Mutex
+	states int
+	file   *os.File
+}
+
+func profileStateUp(log *logging.Logger) {
+	path := os.Getenv(ProfileEnv)
+	if path == "" {
+		return
+	}
+	profile.Lock()
+	defer profile.Unlock()
+	profile.states++
+	if profile.states > 1 || profile.file != nil {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Printf("%s: cannot profile to %s: %v", ProfileEnv, path, err)
+		if f != nil {
+			f.Close()
+		}
+		return
+	}
+	profile.file = f
+	log.Printf("%s: writing a CPU profile to %s until the last plugin state is destroyed", ProfileEnv, path)
+}
+
+func profileStateDown() {
+	if os.Getenv(ProfileEnv) == "" {
+		return
+	}
+	profile.Lock()
+	defer profile.Unlock()
+	if profile.states > 0 {
+		profile.states--
+	}
+	if profile.states == 0 && profile.file != nil {
+		pprof.StopCPUProfile()
+		profile.file.Close()
+		profile.file = nil
+	}
+}
