@@ -15,6 +15,12 @@ import (
 // plugin and its events.
 func benchEvents(b *testing.B) (*harness.Plugin, []*harness.Event) {
 	b.Helper()
+	return benchEventsWith(b, "{}")
+}
+
+// benchEventsWith is benchEvents with an init_config.
+func benchEventsWith(b *testing.B, config string) (*harness.Plugin, []*harness.Event) {
+	b.Helper()
 	if _, err := os.Stat(sharedAlerts); err != nil {
 		b.Skip("../shared/data not present")
 	}
@@ -22,7 +28,7 @@ func benchEvents(b *testing.B) (*harness.Plugin, []*harness.Event) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := p.Init("{}"); err != nil {
+	if err := p.Init(config); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(p.Destroy)
@@ -131,6 +137,20 @@ func BenchmarkHostExtractAllFieldsEach(b *testing.B) {
 // already decoded.
 func BenchmarkHostExtractOneFieldAfterFirst(b *testing.B) {
 	p, evts := benchEvents(b)
+	benchHostExtract(b, evts[:1], p, []harness.Request{{Field: "risk.level"}}, false)
+}
+
+// BenchmarkHostExtractAsync*: the same with useAsync, where the SDK's
+// worker goroutine busy-waits for requests instead of each call entering
+// the plugin's Go runtime. Back-to-back calls keep the worker awake, so
+// this is async extraction at its best (and one CPU spinning meanwhile).
+func BenchmarkHostExtractAsyncAllFieldsOneCall(b *testing.B) {
+	p, evts := benchEventsWith(b, `{"useAsync": true}`)
+	benchHostExtract(b, evts, p, triageRequests(), false)
+}
+
+func BenchmarkHostExtractAsyncOneFieldAfterFirst(b *testing.B) {
+	p, evts := benchEventsWith(b, `{"useAsync": true}`)
 	benchHostExtract(b, evts[:1], p, []harness.Request{{Field: "risk.level"}}, false)
 }
 
