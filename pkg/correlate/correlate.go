@@ -12,11 +12,11 @@ package correlate
 
 import (
 	"hash/fnv"
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/triage-dev/triage/pkg/alert"
@@ -82,27 +82,6 @@ type Result struct {
 // Stage is the furthest kill-chain position reached (1–14), 0 for none.
 func (r *Result) Stage() int { return bits.Len16(r.Tactics) }
 
-type ruleEntry struct {
-	rule        string
-	first, last int64
-	count       uint32
-	maxScore    uint8
-	scoreSum    uint32
-	tactics     uint16
-}
-
-type entity struct {
-	id           string
-	prev, next   *entity // LRU list: prev is more recently seen
-	hwm          int64   // newest alert time applied
-	episodeStart int64
-	entries      []ruleEntry
-	incident     string // incident ID of the episode, once computed
-	kind         uint8  // index into kindNames
-	maxBand      int8
-	crossed      uint8 // escalations already fired in this episode
-}
-
 const (
 	crossedTactics = 1 << iota
 	crossedRisk
@@ -110,34 +89,58 @@ const (
 )
 
 // Tracker holds every entity's state, bounded by MaxEntities with
-// least-recently-seen eviction.
+// least-recently-seen eviction. store.go describes the layout.
 type Tracker struct {
-	cfg      config.Correlation
-	window   int64
-	riskWin  int64
-	tol      int64
-	byID     map[string]*entity
-	lru      entity            // sentinel of the LRU ring: lru.next most, lru.prev least recently seen
-	key      []byte            // scratch: the entity ID of the alert being observed
-	rules    map[string]string // rule names interned for rule entries
-	scores   []uint8
-	evicted  atomic.Uint64
-	tracked  atomic.Int64
-	lateSeen atomic.Uint64
+	cfg     config.Correlation
+	window  int64
+	riskWin int64
+	tol     int64
+
+	pages []*[pageSize]entity // the slab; slot 0 is the LRU sentinel: its next is the most, its prev the least recently seen
+	slots int                 // slots in use, 1…slots
+	table []uint32            // open addressing over slots, 0 empty; len is a power of two
+	seed  maphash.Seed
+	arena idArena
+	// bigIDs holds IDs longer than maxSmallID; bigFree its unused indexes.
+	bigIDs  []string
+	bigFree []uint32
+
+	ruleNames []ruleName        // by number; 0 is no rule
+	ruleIdx   map[string]uint32 // name -> number
+	ruleFree  []uint32
+	sweepAt   int // table size that triggers the next sweep
+	internMin int // sweepAt never goes below this
+
+	more     [][]ruleEntry // entries after the first, for entities with several rules
+	moreFree []uint32
+
+	incidents []string
+	incFree   []uint32
+
+	key         []byte // scratch: the entity ID of the alert being observed
+	scores      []uint8
+	compactions int // arena rebuilds, for tests
+	evicted     atomic.Uint64
+	tracked     atomic.Int64
+	lateSeen    atomic.Uint64
 }
 
 // NewTracker returns a tracker for cfg (validated by config.Parse).
 func NewTracker(cfg config.Correlation) *Tracker {
-	t := &Tracker{
-		cfg:     cfg,
-		window:  int64(cfg.WindowSec) * 1e9,
-		riskWin: int64(cfg.RiskWindowSec) * 1e9,
-		tol:     int64(cfg.OutOfOrderSec) * 1e9,
-		byID:    make(map[string]*entity),
-		rules:   make(map[string]string),
+	return &Tracker{
+		cfg:       cfg,
+		window:    int64(cfg.WindowSec) * 1e9,
+		riskWin:   int64(cfg.RiskWindowSec) * 1e9,
+		tol:       int64(cfg.OutOfOrderSec) * 1e9,
+		pages:     []*[pageSize]entity{new([pageSize]entity)},
+		table:     make([]uint32, 64),
+		seed:      maphash.MakeSeed(),
+		arena:     idArena{compactMin: compactMin},
+		ruleNames: make([]ruleName, 1),
+		ruleIdx:   make(map[string]uint32),
+		sweepAt:   maxInterned,
+		internMin: maxInterned,
 	}
-	t.lru.prev, t.lru.next = &t.lru, &t.lru
-	return t
 }
 
 // Evicted counts entities dropped at the cap; Tracked counts those held;
@@ -146,91 +149,38 @@ func (t *Tracker) Evicted() uint64 { return t.evicted.Load() }
 func (t *Tracker) Tracked() int64  { return t.tracked.Load() }
 func (t *Tracker) Late() uint64    { return t.lateSeen.Load() }
 
-// lookup finds the entity whose ID is in t.key, creating it when new, and
-// marks it most recently seen.
-func (t *Tracker) lookup(kind uint8) (*entity, bool) {
-	if e, ok := t.byID[string(t.key)]; ok {
-		t.unlink(e)
-		t.pushFront(e)
-		return e, true
-	}
-	e := &entity{id: string(t.key), kind: kind, maxBand: -1}
-	t.byID[e.id] = e
-	t.pushFront(e)
-	t.tracked.Add(1)
-	for len(t.byID) > t.cfg.MaxEntities {
-		old := t.lru.prev
-		t.unlink(old)
-		delete(t.byID, old.id)
-		t.evicted.Add(1)
-		t.tracked.Add(-1)
-	}
-	return e, false
-}
-
-// maxInterned bounds the rule-name table; names beyond it are copied per
-// entry instead.
-const maxInterned = 1 << 16
-
-// ruleName returns an own copy of a rule name for a rule entry: one shared
-// copy per distinct rule (entries of a million entities that saw the same
-// rule share it), and never the alert's own string, which may keep the
-// whole parsed alert alive.
-func (t *Tracker) ruleName(rule string) string {
-	if s, ok := t.rules[rule]; ok {
-		return s
-	}
-	s := strings.Clone(rule)
-	if len(t.rules) < maxInterned {
-		t.rules[s] = s
-	}
-	return s
-}
-
-func (t *Tracker) unlink(e *entity) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
-}
-
-func (t *Tracker) pushFront(e *entity) {
-	e.prev, e.next = &t.lru, t.lru.next
-	t.lru.next.prev = e
-	t.lru.next = e
-}
-
 // Observe applies one alert and returns the entity's story as of it.
 func (t *Tracker) Observe(in Input) Result {
 	var kind uint8
 	t.key, kind = appendEntity(t.key[:0], in.Alert)
 	e, existed := t.lookup(kind)
 	at := in.Alert.Time
-	res := Result{EntityID: e.id, Kind: kindNames[e.kind]}
+	res := Result{EntityID: t.id(e), Kind: kindNames[e.kind]}
 	if existed && at < e.hwm-t.tol {
 		// Too old to place: show the entity as it is, change nothing.
 		t.lateSeen.Add(1)
 		res.Late = true
 		t.fillAggregates(e, e.hwm, &res)
-		if i := e.find(in.Alert.Rule); i >= 0 {
-			en := &e.entries[i]
+		if en := t.findEntry(e, in.Alert.Rule); en != nil {
 			res.DedupCount, res.FirstSeen, res.LastSeen = uint64(en.count), en.first, en.last
 		}
 		return res
 	}
 	now := max(e.hwm, at)
 	if !existed || now-e.hwm > t.window {
-		e.episodeStart, e.maxBand, e.crossed, e.incident = at, -1, 0, ""
+		e.episodeStart, e.maxBand, e.crossed = at, -1, 0
+		t.clearIncident(e)
 	}
-	e.expire(now - max(t.window, t.riskWin))
-	prevTactics := e.tacticsSince(now - t.window)
+	t.expire(e, now-max(t.window, t.riskWin))
+	prevTactics := t.tacticsSince(e, now-t.window)
 
-	i := e.find(in.Alert.Rule)
-	if i >= 0 && e.entries[i].last < now-t.window {
-		e.entries[i] = ruleEntry{rule: e.entries[i].rule, first: at, last: at} // dedup window passed: a fresh start
+	en := t.findEntry(e, in.Alert.Rule)
+	if en != nil && en.last < now-t.window {
+		*en = ruleEntry{rule: en.rule, first: at, last: at} // dedup window passed: a fresh start
 	}
-	if i < 0 {
-		i = e.add(t.ruleName(in.Alert.Rule), at, t.cfg.MaxRulesPerEntity)
+	if en == nil {
+		en = t.addEntry(e, in.Alert.Rule, at, max(t.cfg.MaxRulesPerEntity, 1))
 	}
-	en := &e.entries[i]
 	prevCount, prevMax := en.count, en.maxScore
 	en.count++
 	en.first, en.last = min(en.first, at), max(en.last, at)
@@ -290,10 +240,7 @@ func (t *Tracker) Observe(in Input) Result {
 	}
 	res.Reasons = reasonLists[why]
 	if why != 0 {
-		if e.incident == "" {
-			e.incident = incidentID(e.id, e.episodeStart)
-		}
-		res.IncidentID = e.incident
+		res.IncidentID = t.incidentOf(e)
 	}
 	return res
 }
@@ -322,8 +269,7 @@ func subsets(names ...string) [32][]string {
 
 func (t *Tracker) fillAggregates(e *entity, now int64, res *Result) {
 	scores := t.scores[:0]
-	for i := range e.entries {
-		en := &e.entries[i]
+	add := func(en *ruleEntry) {
 		if en.last >= now-t.window {
 			res.Alerts += uint64(en.count)
 			res.Tactics |= en.tactics
@@ -333,6 +279,13 @@ func (t *Tracker) fillAggregates(e *entity, now int64, res *Result) {
 			res.RiskSum += uint64(en.scoreSum)
 			scores = append(scores, en.maxScore)
 		}
+	}
+	if e.e0.rule != 0 {
+		add(&e.e0)
+	}
+	rest := t.rest(e)
+	for i := range rest {
+		add(&rest[i])
 	}
 	res.EntityScore = entityScore(scores)
 	t.scores = scores
@@ -390,51 +343,4 @@ func incidentID(entityID string, episodeStart int64) string {
 		sum >>= 4
 	}
 	return string(out)
-}
-
-func (e *entity) find(rule string) int {
-	for i := range e.entries {
-		if e.entries[i].rule == rule {
-			return i
-		}
-	}
-	return -1
-}
-
-// add appends an entry, evicting the least recently seen one at the cap.
-func (e *entity) add(rule string, at int64, limit int) int {
-	if len(e.entries) >= limit {
-		oldest := 0
-		for i := range e.entries {
-			if e.entries[i].last < e.entries[oldest].last {
-				oldest = i
-			}
-		}
-		e.entries[oldest] = ruleEntry{rule: rule, first: at, last: at}
-		return oldest
-	}
-	e.entries = append(e.entries, ruleEntry{rule: rule, first: at, last: at})
-	return len(e.entries) - 1
-}
-
-// expire drops entries last seen before cutoff, keeping their order.
-func (e *entity) expire(cutoff int64) {
-	kept := e.entries[:0]
-	for _, en := range e.entries {
-		if en.last >= cutoff {
-			kept = append(kept, en)
-		}
-	}
-	clear(e.entries[len(kept):])
-	e.entries = kept
-}
-
-func (e *entity) tacticsSince(cutoff int64) uint16 {
-	var m uint16
-	for i := range e.entries {
-		if e.entries[i].last >= cutoff {
-			m |= e.entries[i].tactics
-		}
-	}
-	return m
 }

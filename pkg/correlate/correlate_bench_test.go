@@ -11,8 +11,8 @@ import (
 // BenchmarkTenMillionAlertsRSS observes 10,000,000 alerts from 250,000
 // distinct containers with the default cap (100,000 entities, so eviction
 // runs all along) and a handful of rules, alert time advancing 1 ms per
-// alert. It reports RSS after the first and the last million alerts: flat
-// memory means the two agree.
+// alert. It reports RSS and the live heap after the first and the last
+// million alerts: flat memory means each pair agrees.
 func BenchmarkTenMillionAlertsRSS(b *testing.B) {
 	const n, entities = 10_000_000, 250_000
 	rules := []string{"Terminal shell in container", "Read sensitive file untrusted", "Drop and execute new binary in container", "Outbound Connection to C2 Servers"}
@@ -23,7 +23,7 @@ func BenchmarkTenMillionAlertsRSS(b *testing.B) {
 	for b.Loop() {
 		tr := newTracker(nil)
 		a := containerAlert("", rules[0], storyStartTime)
-		var first float64
+		var first, firstHeap float64
 		for i := 0; i < n; i++ {
 			a.Fields[0].Value = ids[(i*7919)%entities]
 			a.Rule = rules[i%len(rules)]
@@ -31,16 +31,25 @@ func BenchmarkTenMillionAlertsRSS(b *testing.B) {
 			tr.Observe(Input{Alert: a, Score: uint8(i % 101), Tactics: 1 << (i % 14)})
 			if i == 1_000_000 {
 				runtime.GC()
-				first = rssMiB()
+				first, firstHeap = rssMiB(), heapMiB()
 			}
 		}
 		runtime.GC()
-		last := rssMiB()
+		last, lastHeap := rssMiB(), heapMiB()
 		if tr.Tracked() != int64(config.Default().Correlation.MaxEntities) {
 			b.Fatal(tr.Tracked())
 		}
 		b.ReportMetric(first, "rss-MiB@1M")
 		b.ReportMetric(last, "rss-MiB@10M")
+		b.ReportMetric(firstHeap, "heap-MiB@1M")
+		b.ReportMetric(lastHeap, "heap-MiB@10M")
 		b.ReportMetric(float64(tr.Evicted()), "evicted")
 	}
+}
+
+// heapMiB is the live heap (call after runtime.GC).
+func heapMiB() float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapAlloc) / (1 << 20)
 }
