@@ -121,24 +121,33 @@ func run(name string, args ...string) error {
 	return cmd.Run()
 }
 
-var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+var (
+	benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*ns/op.*)$`)
+	benchName = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?(?:\s|$)`)
+	benchRest = regexp.MustCompile(`^\d+\s+(.*ns/op.*)$`)
+)
 
-func goBench(into map[string]bench, lib, pkg, re, benchtime string, count int) error {
-	args := []string{"test", "-run", "^$", "-bench", re, "-benchmem", "-benchtime", benchtime, "-count", strconv.Itoa(count), "-timeout", "10m", pkg}
-	fmt.Fprintf(os.Stderr, "loadgen: go %s\n", strings.Join(args, " "))
-	cmd := exec.Command("go", args...)
-	cmd.Env = append(os.Environ(), "TRIAGE_LIB="+lib)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, os.Stderr
-	if err := cmd.Run(); err != nil {
-		os.Stderr.Write(buf.Bytes())
-		return fmt.Errorf("go test -bench %s %s: %w", re, pkg, err)
-	}
+// parseBenchOutput collects every value of every unit per benchmark from go
+// test -bench output.
+func parseBenchOutput(out string) map[string]map[string][]float64 {
 	samples := map[string]map[string][]float64{}
-	for _, line := range strings.Split(buf.String(), "\n") {
-		m := benchLine.FindStringSubmatch(strings.TrimSpace(line))
+	pending := "" // a benchmark whose result line was split by log output
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		m := benchLine.FindStringSubmatch(line)
 		if m == nil {
-			continue
+			// go test prints the name, then runs the benchmark: the plugin's
+			// own log lines (stderr of the same process) can land between
+			// the name and its numbers.
+			if n := benchName.FindStringSubmatch(line); n != nil {
+				pending = n[1]
+			} else if r := benchRest.FindStringSubmatch(line); r != nil && pending != "" {
+				m = []string{line, pending, r[1]}
+				pending = ""
+			}
+			if m == nil {
+				continue
+			}
 		}
 		f := strings.Fields(m[2])
 		if samples[m[1]] == nil {
@@ -151,6 +160,21 @@ func goBench(into map[string]bench, lib, pkg, re, benchtime string, count int) e
 			}
 		}
 	}
+	return samples
+}
+
+func goBench(into map[string]bench, lib, pkg, re, benchtime string, count int) error {
+	args := []string{"test", "-run", "^$", "-bench", re, "-benchmem", "-benchtime", benchtime, "-count", strconv.Itoa(count), "-timeout", "10m", pkg}
+	fmt.Fprintf(os.Stderr, "loadgen: go %s\n", strings.Join(args, " "))
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "TRIAGE_LIB="+lib)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.Stderr.Write(buf.Bytes())
+		return fmt.Errorf("go test -bench %s %s: %w", re, pkg, err)
+	}
+	samples := parseBenchOutput(buf.String())
 	for name, units := range samples {
 		b := bench{}
 		for u, vs := range units {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -116,8 +117,11 @@ func (ps *Parser) Parse(data []byte) (*Alert, error) {
 	return a, nil
 }
 
-// ParseInto parses one alert into a, overwriting it.
+// ParseInto parses one alert into a, overwriting it. It reuses the
+// capacity of a.Tags and a.Fields, so whoever passes an alert back in must
+// no longer use its previous tags and fields (see Acquire and Release).
 func (ps *Parser) ParseInto(data []byte, a *Alert) error {
+	tags, fields := a.Tags[:0], a.Fields[:0]
 	*a = Alert{}
 	ps.arena, ps.spans = ps.arena[:0], ps.spans[:0]
 	defer func() { clear(ps.spans) }() // drop pointers into a
@@ -157,10 +161,10 @@ func (ps *Parser) ParseInto(data []byte, a *Alert) error {
 		}
 		ps.text(k.dst, b)
 	}
-	if a.Tags, err = ps.parseTags(obj.Get("tags")); err != nil {
+	if a.Tags, err = ps.parseTags(obj.Get("tags"), tags); err != nil {
 		return err
 	}
-	if a.Fields, err = ps.parseFields(obj.Get("output_fields")); err != nil {
+	if a.Fields, err = ps.parseFields(obj.Get("output_fields"), fields); err != nil {
 		return err
 	}
 	all := string(ps.arena)
@@ -222,7 +226,17 @@ func optionalString(obj *fastjson.Object, key string) ([]byte, error) {
 	return b, nil
 }
 
-func (ps *Parser) parseTags(v *fastjson.Value) ([]string, error) {
+// reuse returns s resized to n, on its own array when it has room.
+func reuse[T any](s []T, n int) []T {
+	if s == nil || cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s) // every element is rewritten, but some only in part
+	return s
+}
+
+func (ps *Parser) parseTags(v *fastjson.Value, reuseTags []string) ([]string, error) {
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return nil, nil
 	}
@@ -230,7 +244,7 @@ func (ps *Parser) parseTags(v *fastjson.Value) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: key \"tags\" must be an array of strings, got %s", ErrType, v.Type())
 	}
-	tags := make([]string, len(arr))
+	tags := reuse(reuseTags, len(arr))
 	for i, t := range arr {
 		b, err := t.StringBytes()
 		if err != nil {
@@ -241,7 +255,7 @@ func (ps *Parser) parseTags(v *fastjson.Value) ([]string, error) {
 	return tags, nil
 }
 
-func (ps *Parser) parseFields(v *fastjson.Value) ([]Field, error) {
+func (ps *Parser) parseFields(v *fastjson.Value, reuseFields []Field) ([]Field, error) {
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return nil, nil
 	}
@@ -249,7 +263,7 @@ func (ps *Parser) parseFields(v *fastjson.Value) ([]Field, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: key \"output_fields\" must be an object, got %s", ErrType, v.Type())
 	}
-	fields := make([]Field, obj.Len())
+	fields := reuse(reuseFields, obj.Len())
 	i := 0
 	var bad []byte
 	obj.Visit(func(key []byte, fv *fastjson.Value) {
@@ -503,4 +517,28 @@ func (a *Alert) Value(key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Recycling: inputs take alerts with Acquire and the plugin gives them back
+// with Release once they are encoded into events, so in steady state a parse
+// reuses the alert's tag and field slices and allocates only its strings.
+var pool = sync.Pool{New: func() any { return new(Alert) }}
+
+// maxPooledFields bounds what a recycled alert keeps: one alert with a huge
+// output_fields must not pin that much memory in the pool.
+const maxPooledFields = 256
+
+// Acquire returns an empty alert for ParseInto, recycled when possible.
+func Acquire() *Alert { return pool.Get().(*Alert) }
+
+// Release recycles a. Nobody may use a, or its tags and fields, afterwards.
+func Release(a *Alert) {
+	if a == nil || cap(a.Fields) > maxPooledFields || cap(a.Tags) > maxPooledFields {
+		return
+	}
+	// Drop every string, up to capacity, so the pool keeps no alert text alive.
+	clear(a.Tags[:cap(a.Tags)])
+	clear(a.Fields[:cap(a.Fields)])
+	*a = Alert{Tags: a.Tags[:0], Fields: a.Fields[:0]}
+	pool.Put(a)
 }

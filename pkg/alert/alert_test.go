@@ -195,3 +195,44 @@ func TestParserReuseDoesNotAlias(t *testing.T) {
 	f, _ := a1.Field("proc.name")
 	assert.Equal(t, "bash", f.Value)
 }
+
+// TestParseIntoReusesWithoutStaleValues parses into the same alert again
+// and again, as recycled alerts are: nothing of an earlier alert may show
+// through, whatever the order of longer and shorter alerts.
+func TestParseIntoReusesWithoutStaleValues(t *testing.T) {
+	big := `{"rule":"r1","priority":"Warning","time":"2026-11-21T04:45:00Z","tags":["a","b","c"],` +
+		`"output_fields":{"k1":"v1","k2":2,"k3":true,"k4":null,"k5":["x"]}}`
+	small := `{"rule":"r2","priority":"Notice","time":"2026-11-21T04:45:01Z","tags":[""],` +
+		`"output_fields":{"k4":null,"k1":""}}`
+	none := `{"rule":"r3","priority":"Notice","time":"2026-11-21T04:45:02Z"}`
+	var p Parser
+	var fresh Parser
+	a := Acquire()
+	for _, line := range []string{big, small, none, big, none, small} {
+		require.NoError(t, p.ParseInto([]byte(line), a))
+		want, err := fresh.Parse([]byte(line))
+		require.NoError(t, err)
+		assert.Equal(t, want.Rule, a.Rule)
+		assert.Equal(t, want.Tags, a.Tags, line)
+		assert.Equal(t, want.Fields, a.Fields, line)
+		assert.Equal(t, *want, *a, line)
+	}
+	Release(a)
+	b := Acquire()
+	assert.Empty(t, b.Rule)
+	assert.Empty(t, b.Fields)
+	assert.Empty(t, b.Tags)
+	for _, f := range b.Fields[:cap(b.Fields)] {
+		assert.Equal(t, Field{}, f, "a recycled alert keeps no text")
+	}
+	for _, s := range b.Tags[:cap(b.Tags)] {
+		assert.Empty(t, s)
+	}
+	Release(nil) // harmless
+}
+
+func TestReleaseSkipsHugeAlerts(t *testing.T) {
+	a := &Alert{Fields: make([]Field, 0, maxPooledFields+1)}
+	Release(a)
+	assert.Equal(t, maxPooledFields+1, cap(a.Fields), "not recycled: left as it was")
+}

@@ -22,12 +22,14 @@ func parseAlert(p *alert.Parser, line []byte, maxEventBytes int, c *Counters) (*
 		c.Oversize.Add(1)
 		return nil, fmt.Errorf("alert is %d bytes, over maxEventBytes (%d)", len(line), maxEventBytes)
 	}
-	a, err := p.Parse(line)
-	if err != nil {
+	a := alert.Acquire() // the plugin releases it once encoded
+	if err := p.ParseInto(line, a); err != nil {
+		alert.Release(a)
 		c.Malformed.Add(1)
 		return nil, err
 	}
 	if a.Source == LoopSource {
+		alert.Release(a)
 		c.LoopDropped.Add(1)
 		return nil, errLoop
 	}

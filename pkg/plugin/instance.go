@@ -95,7 +95,11 @@ func (i *Instance) NextBatch(pState sdk.PluginState, evts sdk.EventWriters) (n i
 			n++
 		}
 	}
-	clear(i.batch) // let delivered alerts be collected
+	for _, a := range i.batch {
+		alert.Release(a) // encoded into the event: its slices can serve the next parse
+	}
+	clear(i.batch)
+	i.rec.Alert = alert.Alert{} // the record shared the released alert's slices
 	i.p.counters.Delivered.Add(uint64(n))
 	switch {
 	case n > 0:
