@@ -52,6 +52,7 @@ func runCmd(args []string) error {
 	fs.Float64Var(&o.Rate, "rate", 0, "target alerts/s (0: as fast as accepted)")
 	fs.DurationVar(&o.MaxDuration, "max-duration", 30*time.Second, "bound on the run")
 	fs.StringVar(&extract, "extract", "", "comma-separated fields extracted per event (one call each, like Falco)")
+	fs.BoolVar(&o.Bare, "bare", false, "naive baseline: a do-nothing net/http server instead of the plugin")
 	fs.Parse(args)
 	if extract != "" {
 		o.Extract = strings.Split(extract, ",")

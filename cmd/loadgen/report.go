@@ -76,6 +76,8 @@ func reportCmd(args []string) error {
 	scenarios := []scenario{
 		{"single", with(func(o *loadgen.Options) { o.Mode, o.Conns, o.Alerts = "single", 4, 60_000 })},
 		{"ndjson", with(func(o *loadgen.Options) { o.Mode, o.Batch, o.Conns, o.Alerts = "ndjson", 100, 2, 200_000 })},
+		{"bare/single", with(func(o *loadgen.Options) { o.Bare, o.Mode, o.Conns, o.Alerts = true, "single", 4, 60_000 })},
+		{"bare/ndjson", with(func(o *loadgen.Options) { o.Bare, o.Mode, o.Batch, o.Conns, o.Alerts = true, "ndjson", 100, 2, 200_000 })},
 		{"latency10k", with(func(o *loadgen.Options) { o.Mode, o.Conns, o.Rate, o.Alerts = "single", 4, 10_000, 30_000 })},
 		{"latency10k/ndjson10", with(func(o *loadgen.Options) {
 			o.Mode, o.Batch, o.Conns, o.Rate, o.Alerts = "ndjson", 10, 2, 10_000, 30_000
@@ -196,7 +198,7 @@ func runScenario(o loadgen.Options) (loadgen.Result, error) {
 	args := []string{"run", "-lib", o.Lib, "-mix", o.Mix, "-mode", o.Mode, "-batch", strconv.Itoa(o.Batch),
 		"-conns", strconv.Itoa(o.Conns), "-alerts", strconv.Itoa(o.Alerts), "-warmup", strconv.Itoa(o.WarmupAlerts),
 		"-rate", strconv.FormatFloat(o.Rate, 'f', -1, 64), "-max-duration", o.MaxDuration.String(),
-		"-extract", strings.Join(o.Extract, ",")}
+		"-extract", strings.Join(o.Extract, ","), "-bare=" + strconv.FormatBool(o.Bare)}
 	cmd := exec.Command(self, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -268,6 +270,10 @@ func render(r map[string]bench, load map[string]loadgen.Result, count int, _ loa
 	row("extraction: one field after the first (C ABI, calls timed in C)", "≤ 100 ns", get("BenchmarkHostExtractOneFieldAfterFirst", "host-ns/op"), "ns", false, 100)
 	row("webhook, single-alert POSTs, keep-alive", "≥ 30,000 alerts/s", load["single"].AlertsPerSec, "alerts/s", true, 30_000)
 	row("webhook, NDJSON batches of 100", "≥ 150,000 alerts/s", load["ndjson"].AlertsPerSec, "alerts/s", true, 150_000)
+	if b := load["bare/single"].AlertsPerSec; b > 0 {
+		w("| (naive baseline: do-nothing net/http server, same senders) | | %s alerts/s single POSTs, %s NDJSON | ceiling of this machine and client |\n",
+			fmtNum(b), fmtNum(load["bare/ndjson"].AlertsPerSec))
+	}
 	row("p99 accepted → delivered at 10,000 alerts/s offered, single POSTs ("+fmtNum(load["latency10k"].AlertsPerSec)+" alerts/s achieved)", "≤ 50 ms", float64(load["latency10k"].P99.Microseconds())/1000, "ms", false, 50)
 	row("p99 accepted → delivered at 10,000 alerts/s offered, NDJSON of 10 ("+fmtNum(load["latency10k/ndjson10"].AlertsPerSec)+" alerts/s achieved)", "≤ 50 ms", float64(load["latency10k/ndjson10"].P99.Microseconds())/1000, "ms", false, 50)
 	row("RSS with 1,000,000 entities", "≤ 200 MB", get("BenchmarkMillionEntities", "rss-MiB")*1.048576, "MB", false, 200)
@@ -308,8 +314,9 @@ func render(r map[string]bench, load map[string]loadgen.Result, count int, _ loa
 		fmtNum(get("BenchmarkMillionEntities", "heap-B/entity")), fmtNum(get("BenchmarkMillionEntities", "rss-MiB")))
 
 	w("### Webhook on loopback (test/loadgen; harness as Falco; one run each, extraction scenarios median of 3)\n\n")
-	w("| Scenario | alerts | alerts/s | p50 | p99 | max | 503 retries | ratio to naive |\n|---|---|---|---|---|---|---|---|\n")
-	for _, n := range []string{"single", "ndjson", "latency10k", "latency10k/ndjson10", "sync+extract", "async+extract", "sync+extract/ndjson", "async+extract/ndjson"} {
+	w("`bare/*` is the naive baseline: the same senders against a do-nothing net/http server on loopback (reads the body, answers 200), measured in the same run; the last column divides by it (single-POST scenarios by `bare/single`, NDJSON ones by `bare/ndjson`).\n\n")
+	w("| Scenario | alerts | alerts/s | p50 | p99 | max | 503 retries | ratio to bare |\n|---|---|---|---|---|---|---|---|\n")
+	for _, n := range []string{"bare/single", "bare/ndjson", "single", "ndjson", "latency10k", "latency10k/ndjson10", "sync+extract", "async+extract", "sync+extract/ndjson", "async+extract/ndjson"} {
 		x, ok := load[n]
 		if !ok {
 			continue
@@ -318,8 +325,18 @@ func render(r map[string]bench, load map[string]loadgen.Result, count int, _ loa
 		if x.TimedOut {
 			name += " (hit the time bound)"
 		}
-		w("| %s | %d | %s | %s | %s | %s | %d | %s |\n", name, x.Delivered, fmtNum(x.AlertsPerSec), x.P50.Round(time.Microsecond), x.P99.Round(time.Microsecond),
-			x.Max.Round(time.Microsecond), x.Retries503, ratio(x.AlertsPerSec))
+		base := load["bare/single"].AlertsPerSec
+		if x.Options.Mode == "ndjson" {
+			base = load["bare/ndjson"].AlertsPerSec
+		}
+		rt, p50, p99, mx := "-", "-", "-", "-"
+		if base > 0 {
+			rt = fmt.Sprintf("%.2f×", x.AlertsPerSec/base)
+		}
+		if !x.Options.Bare {
+			p50, p99, mx = x.P50.Round(time.Microsecond).String(), x.P99.Round(time.Microsecond).String(), x.Max.Round(time.Microsecond).String()
+		}
+		w("| %s | %d | %s | %s | %s | %s | %d | %s |\n", name, x.Delivered, fmtNum(x.AlertsPerSec), p50, p99, mx, x.Retries503, rt)
 	}
 	w("\n`+extract` scenarios extract %d fields per event, one call each: %s.\n", len(triageFields), "`"+strings.Join(triageFields, "`, `")+"`")
 	if s, a := load["sync+extract"].AlertsPerSec, load["async+extract"].AlertsPerSec; s > 0 && a > 0 {

@@ -42,6 +42,11 @@ type Options struct {
 	MaxDuration  time.Duration // bound on the whole run
 	Extract      []string      // fields extracted per event, one call each like libsinsp (none = no extraction)
 	WarmupAlerts int           // sent and delivered before measuring (not counted)
+	// Bare replaces the plugin with a do-nothing net/http server on
+	// loopback that reads each body, counts its lines and answers 200: the
+	// naive baseline, i.e. what this machine and these senders reach
+	// before triage does any work. Lib, InitConfig and Extract are unused.
+	Bare bool
 }
 
 // Result is what one run measured.
@@ -140,6 +145,9 @@ func Run(o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if o.Bare {
+		return runBare(o, tpls)
+	}
 	p, err := harness.Load(o.Lib)
 	if err != nil {
 		return res, err
@@ -173,14 +181,21 @@ func Run(o Options) (Result, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
+	falco := &pluginConsumer{inst: inst, p: p, reqs: reqs}
 	// Warm up: connections, the correlation tables, the plugin's buffers.
 	if o.WarmupAlerts > 0 {
-		if _, err := runPhase(ctx, client, url, tpls, o, o.WarmupAlerts, 0, inst, p, reqs, nil); err != nil {
+		if _, err := runPhase(ctx, client, url, tpls, o, o.WarmupAlerts, 0, falco); err != nil {
 			return res, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	lat := make([]time.Duration, 0, o.Alerts)
-	ph, err := runPhase(ctx, client, url, tpls, o, o.Alerts, o.Rate, inst, p, reqs, &lat)
+	falco.lat = &lat
+	ph, err := runPhase(ctx, client, url, tpls, o, o.Alerts, o.Rate, falco)
+	return finish(res, ph, err, lat)
+}
+
+// finish fills the result of a measured phase.
+func finish(res Result, ph phase, err error, lat []time.Duration) (Result, error) {
 	res.Sent, res.Delivered, res.Retries503, res.ExtractCalls = ph.sent, ph.delivered, ph.retries, ph.extracts
 	res.Elapsed = ph.elapsed
 	res.TimedOut = errors.Is(err, context.DeadlineExceeded)
@@ -204,11 +219,110 @@ type phase struct {
 	elapsed                            time.Duration
 }
 
+// consumer is the receiving side of a phase: deliver returns what arrived
+// since the last call, waiting a little when nothing did.
+type consumer interface {
+	deliver(ctx context.Context, ph *phase) (n int, err error)
+}
+
+// pluginConsumer plays Falco: next_batch, extraction per event, latency
+// per event.
+type pluginConsumer struct {
+	inst *harness.Instance
+	p    *harness.Plugin
+	reqs []harness.Request
+	lat  *[]time.Duration
+}
+
+func (c *pluginConsumer) deliver(_ context.Context, ph *phase) (int, error) {
+	evts, rc, err := c.inst.NextBatch()
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now().UnixNano()
+	for _, e := range evts {
+		if c.lat != nil {
+			*c.lat = append(*c.lat, time.Duration(now-int64(e.Timestamp)))
+		}
+		if len(c.reqs) > 0 {
+			if _, xerr := c.p.ExtractEach(e, c.reqs...); xerr != nil && err == nil {
+				err = xerr
+			}
+			ph.extracts += len(c.reqs)
+		}
+		e.Free()
+	}
+	if rc == harness.EOF && err == nil {
+		err = errors.New("loadgen: unexpected EOF from the webhook input")
+	}
+	return len(evts), err
+}
+
+// bareConsumer counts the alerts the bare server accepted.
+type bareConsumer struct {
+	accepted atomic.Int64
+	seen     int64
+	arrived  chan struct{}
+}
+
+func (c *bareConsumer) deliver(ctx context.Context, _ *phase) (int, error) {
+	select {
+	case <-c.arrived:
+	case <-ctx.Done():
+	case <-time.After(30 * time.Millisecond):
+	}
+	total := c.accepted.Load()
+	n := total - c.seen
+	c.seen = total
+	return int(n), nil
+}
+
+func (c *bareConsumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.accepted.Add(int64(bytes.Count(body, []byte("\n"))))
+	select {
+	case c.arrived <- struct{}{}:
+	default:
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, "{}\n")
+}
+
+// runBare measures the naive baseline (Options.Bare).
+func runBare(o Options, tpls []template) (Result, error) {
+	res := Result{Options: o}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	bare := &bareConsumer{arrived: make(chan struct{}, 1)}
+	mux := http.NewServeMux()
+	mux.Handle("/alerts", bare)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/alerts"
+	ctx, cancel := context.WithTimeout(context.Background(), o.MaxDuration)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConns: o.Conns * 2, MaxIdleConnsPerHost: o.Conns * 2, MaxConnsPerHost: o.Conns, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if o.WarmupAlerts > 0 {
+		if _, err := runPhase(ctx, client, url, tpls, o, o.WarmupAlerts, 0, bare); err != nil {
+			return res, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	ph, err := runPhase(ctx, client, url, tpls, o, o.Alerts, o.Rate, bare)
+	return finish(res, ph, err, nil)
+}
+
 // runPhase sends n alerts over o.Conns connections (paced to rate when
-// rate > 0) while this goroutine plays Falco: next_batch, extraction per
-// event, latency per event.
-func runPhase(ctx context.Context, client *http.Client, url string, tpls []template, o Options, n int, rate float64,
-	inst *harness.Instance, p *harness.Plugin, reqs []harness.Request, lat *[]time.Duration) (phase, error) {
+// rate > 0) while this goroutine takes delivered alerts from c.
+func runPhase(ctx context.Context, client *http.Client, url string, tpls []template, o Options, n int, rate float64, c consumer) (phase, error) {
 	var ph phase
 	var next atomic.Int64 // alerts claimed by senders
 	var sent, retries atomic.Int64
@@ -286,35 +400,18 @@ func runPhase(ctx context.Context, client *http.Client, url string, tpls []templ
 			err = ctx.Err()
 			break
 		}
-		evts, rc, nerr := inst.NextBatch()
-		if nerr != nil {
-			err = nerr
-			break
-		}
-		now := time.Now().UnixNano()
-		for _, e := range evts {
-			if lat != nil {
-				*lat = append(*lat, time.Duration(now-int64(e.Timestamp)))
-			}
-			if len(reqs) > 0 {
-				if _, xerr := p.ExtractEach(e, reqs...); xerr != nil && err == nil {
-					err = xerr
-				}
-				ph.extracts += len(reqs)
-			}
-			e.Free()
-		}
-		ph.delivered += len(evts)
-		if rc == harness.EOF {
-			err = errors.New("loadgen: unexpected EOF from the webhook input")
-		}
-		if err != nil {
+		got, derr := c.deliver(ctx, &ph)
+		ph.delivered += got
+		if derr != nil {
+			err = derr
 			break
 		}
 	}
 	ph.elapsed = time.Since(start)
-	cancel()
-	wg.Wait()
+	if err != nil {
+		cancel()
+	}
+	wg.Wait() // once all alerts arrived the senders end by themselves, their last answers read
 	ph.sent, ph.retries = int(sent.Load()), int(retries.Load())
 	return ph, err
 }
