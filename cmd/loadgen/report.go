@@ -53,6 +53,7 @@ func reportCmd(args []string) error {
 		{"./pkg/engine", "^Benchmark(Enrich|Process)$", "1s"},
 		{"./pkg/fields", ".", "1s"},
 		{"./test", "^Benchmark(Host)?Extract", "1s"},
+		{"./test/harness", "^BenchmarkHostExtractFloor", "1s"},
 	}
 	for _, m := range micro {
 		if err := goBench(results, libAbs, m.pkg, m.re, m.benchtime, *count); err != nil {
@@ -268,6 +269,9 @@ func render(r map[string]bench, load map[string]loadgen.Result, count int, _ loa
 	row("extraction: all triage fields of one event, one call (C ABI, calls timed in C)", "≤ 2 µs", get("BenchmarkHostExtractAllFieldsOneCall", "host-ns/op")/1000, "µs", false, 2)
 	row("extraction: all triage fields, one call each (C ABI, calls timed in C)", "≤ 2 µs", get("BenchmarkHostExtractAllFieldsEach", "host-ns/op")/1000, "µs", false, 2)
 	row("extraction: one field after the first (C ABI, calls timed in C)", "≤ 100 ns", get("BenchmarkHostExtractOneFieldAfterFirst", "host-ns/op"), "ns", false, 100)
+	if f := get("BenchmarkHostExtractFloor", "host-ns/op"); f > 0 {
+		w("| (naive baseline: a plugin-sdk-go field answered with a constant, same loop) | | %s ns | floor of one synchronous extract_fields call here |\n", fmtNum(f))
+	}
 	row("webhook, single-alert POSTs, keep-alive", "≥ 30,000 alerts/s", load["single"].AlertsPerSec, "alerts/s", true, 30_000)
 	row("webhook, NDJSON batches of 100", "≥ 150,000 alerts/s", load["ndjson"].AlertsPerSec, "alerts/s", true, 150_000)
 	if b := load["bare/single"].AlertsPerSec; b > 0 {
@@ -302,10 +306,10 @@ func render(r map[string]bench, load map[string]loadgen.Result, count int, _ loa
 		}
 		w("| %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(n, "Benchmark"), fmtNum(x["ns/op"]), fmtNum(aps), fmtNum(x["allocs/op"]), fmtNum(x["B/op"]), rt)
 	}
-	w("\nExtraction timed from a loop in C (`harness.TimeExtract`: what a C++ host such as Falco pays; the Go-loop `Extract*` rows above add the Go harness's own per-call work). `Async` rows use `useAsync: true`.\n\n")
+	w("\nExtraction timed from a loop in C (`harness.TimeExtract`: what a C++ host such as Falco pays; the Go-loop `Extract*` rows above add the Go harness's own per-call work). `Async` rows use `useAsync: true`; `HostExtractFloor*` is the naive baseline: test/harness's self-test plugin answering a constant, synchronous and async.\n\n")
 	w("| Benchmark | host ns/op | fields/op |\n|---|---|---|\n")
 	for _, n := range []string{"BenchmarkHostExtractAllFieldsOneCall", "BenchmarkHostExtractAllFieldsEach", "BenchmarkHostExtractOneFieldAfterFirst",
-		"BenchmarkHostExtractAsyncAllFieldsOneCall", "BenchmarkHostExtractAsyncOneFieldAfterFirst"} {
+		"BenchmarkHostExtractAsyncAllFieldsOneCall", "BenchmarkHostExtractAsyncOneFieldAfterFirst", "BenchmarkHostExtractFloor", "BenchmarkHostExtractFloorAsync"} {
 		if x, ok := r[n]; ok {
 			w("| %s | %s | %s |\n", strings.TrimPrefix(n, "Benchmark"), fmtNum(x["host-ns/op"]), fmtNum(x["fields/op"]))
 		}

@@ -222,7 +222,7 @@ func TestInfoFieldsSchema(t *testing.T) {
 		byName[f.Name] = f
 		names = append(names, f.Name)
 	}
-	assert.Equal(t, []string{"mini.str", "mini.num", "mini.list", "mini.key", "mini.idx", "mini.even", "mini.ts", "mini.dur"}, names)
+	assert.Equal(t, []string{"mini.str", "mini.num", "mini.list", "mini.key", "mini.idx", "mini.even", "mini.ts", "mini.dur", "mini.const"}, names)
 	assert.Equal(t, Field{Type: "string", Name: "mini.str", Display: "Payload", Desc: "the event payload"}, byName["mini.str"])
 	assert.Equal(t, "uint64", byName["mini.num"].Type)
 	assert.True(t, byName["mini.list"].IsList)
@@ -1012,4 +1012,45 @@ func TestTimeExtract(t *testing.T) {
 	vals, err := p.Extract(evts[0], reqs[0])
 	require.NoError(t, err)
 	assert.Equal(t, []string{"evt-1"}, vals[0].Str)
+}
+
+// BenchmarkHostExtractFloor times, from a loop in C, one extraction of a
+// field the self-test plugin answers with a constant: what a
+// plugin-sdk-go v0.8.3 plugin costs per extract_fields call on this machine
+// before doing any work (the C->Go crossing and the SDK's request setup).
+func BenchmarkHostExtractFloor(b *testing.B) { benchFloor(b, `{"n":1,"sync":true}`) }
+
+// BenchmarkHostExtractFloorAsync is the same with the SDK's async
+// extraction on (its default when GOMAXPROCS > 1).
+func BenchmarkHostExtractFloorAsync(b *testing.B) { benchFloor(b, `{"n":1}`) }
+
+func benchFloor(b *testing.B, config string) {
+	p, err := Load(miniPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Init(config); err != nil {
+		b.Fatal(err)
+	}
+	defer p.Destroy()
+	in, err := p.Open("default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	evts, err := in.Collect(ctx, 0, 5*time.Second)
+	if err != nil || len(evts) == 0 {
+		b.Fatalf("collect: %d events, %v", len(evts), err)
+	}
+	vals, err := p.Extract(evts[0], Request{Field: "mini.const"})
+	if err != nil || len(vals[0].U64) != 1 || vals[0].U64[0] != 42 {
+		b.Fatalf("mini.const: %v %v", vals, err)
+	}
+	d, err := p.TimeExtract(evts[:1], []Request{{Field: "mini.const"}}, false, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "host-ns/op")
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins"
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins/extractor"
 	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/plugins/source"
+	"github.com/falcosecurity/plugin-sdk-go/pkg/sdk/symbols/extract"
 )
 
 type config struct {
@@ -41,6 +42,7 @@ type config struct {
 	FailOnOpen  bool   `json:"failOnOpen"`
 	FailInit    string `json:"failInit"`
 	ZeroSuccess bool   `json:"zeroSuccess"`
+	Sync        bool   `json:"sync"` // turn plugin-sdk-go's async extraction off for this state
 }
 
 const schema = `{
@@ -52,6 +54,7 @@ const schema = `{
     "timeouts": {"type": "integer", "minimum": 0},
     "failOnOpen": {"type": "boolean"},
     "failInit": {"type": "string"},
+    "sync": {"type": "boolean"},
     "zeroSuccess": {"type": "boolean"}
   }
 }`
@@ -97,6 +100,7 @@ func (p *miniPlugin) Init(cfg string) error {
 	if p.cfg.N < 0 {
 		return fmt.Errorf("mini: n must be >= 0, got %d", p.cfg.N)
 	}
+	extract.SetAsync(!p.cfg.Sync) // read by the SDK right after this init
 	return nil
 }
 
@@ -170,10 +174,15 @@ func (p *miniPlugin) Fields() []sdk.FieldEntry {
 		{Type: "bool", Name: "mini.even", Desc: "number is even", Properties: []string{"info"}},
 		{Type: "abstime", Name: "mini.ts", Desc: "event timestamp"},
 		{Type: "reltime", Name: "mini.dur", Desc: "number milliseconds"},
+		{Type: "uint64", Name: "mini.const", Desc: "always 42, answered without reading the event (the cost floor of one extraction)"},
 	}
 }
 
 func (p *miniPlugin) Extract(req sdk.ExtractRequest, evt sdk.EventReader) error {
+	if req.FieldID() == 8 { // mini.const
+		req.SetValue(uint64(42))
+		return nil
+	}
 	b, err := io.ReadAll(evt.Reader())
 	if err != nil {
 		return err
