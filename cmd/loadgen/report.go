@@ -334,7 +334,7 @@ func render(r map[string]bench, load map[string]loadgen.Result, count int, _ loa
 			base = load["bare/ndjson"].AlertsPerSec
 		}
 		rt, p50, p99, mx := "-", "-", "-", "-"
-		if base > 0 {
+		if base > 0 && x.Options.Rate == 0 { // a paced scenario sends what it is told
 			rt = fmt.Sprintf("%.2f×", x.AlertsPerSec/base)
 		}
 		if !x.Options.Bare {
