@@ -203,3 +203,18 @@ func TestEventWriters(t *testing.T) {
 	_, err = NewEventWriters(0, 16)
 	assert.Error(t, err)
 }
+
+// TestGetOddFieldIDs: the SDK asks for whatever field ID the host sends,
+// outside any recover; an ID no field has must neither panic nor make the
+// pool allocate one slot per possible ID.
+func TestGetOddFieldIDs(t *testing.T) {
+	pool := NewRequestPool()
+	defer pool.Free()
+	for _, id := range []int{-1, maxDirectID, 1 << 31} {
+		r, f := request(t, pool, id, sdk.FieldTypeUint64, false)
+		r.SetValue(uint64(7))
+		assert.Equal(t, []uint64{7}, unsafe.Slice((*uint64)(f.res), f.resLen))
+		assert.Same(t, r, pool.Get(id))
+	}
+	assert.Empty(t, pool.reqs, "no slots for IDs beyond the direct range")
+}

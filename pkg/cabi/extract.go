@@ -47,7 +47,8 @@ type cBuf struct {
 	cap int
 }
 
-// ensure makes room for n bytes; the old content is not kept.
+// ensure makes room for n bytes (the old content is not kept) and returns
+// the buffer, or nil when C memory is exhausted.
 func (b *cBuf) ensure(n int) unsafe.Pointer {
 	if n > b.cap || b.p == nil {
 		if b.p != nil {
@@ -57,11 +58,21 @@ func (b *cBuf) ensure(n int) unsafe.Pointer {
 		b.p = C.malloc(C.size_t(size))
 		if b.p == nil {
 			b.cap = 0
-			panic(fmt.Sprintf("cabi: out of C memory (%d bytes)", size))
+			return nil
 		}
 		b.cap = size
 	}
 	return b.p
+}
+
+// mustEnsure is ensure for the value setters, which run inside Extract's
+// recover: running out of C memory fails the extraction, not the host.
+func (b *cBuf) mustEnsure(n int) unsafe.Pointer {
+	p := b.ensure(n)
+	if p == nil {
+		panic(fmt.Sprintf("cabi: out of C memory (%d bytes)", n))
+	}
+	return p
 }
 
 func (b *cBuf) free() {
@@ -75,20 +86,35 @@ func (b *cBuf) free() {
 // with its own result buffer, valid until that field is extracted again
 // (what the plugin API asks of result memory).
 type RequestPool struct {
-	reqs    []*Request
+	reqs    []*Request       // by field ID, for the IDs a plugin has
+	odd     map[int]*Request // any other ID the host sends
 	offsets struct {
 		start, length cBuf
 	}
 }
 
+// maxDirectID bounds the slice of requests: IDs beyond it (no triage field
+// has one) go to a map, so a bogus ID cannot make Get allocate gigabytes.
+const maxDirectID = 1 << 12
+
 // NewRequestPool returns an empty pool; give it to a plugin state with
 // SetExtractRequests before plugin-sdk-go would create its own.
 func NewRequestPool() *RequestPool { return &RequestPool{} }
 
-// Get returns the request for a field ID.
+// Get returns the request for a field ID. plugin-sdk-go calls it outside
+// any recover of the plugin's, so it never panics; Extract rejects IDs that
+// name no field.
 func (p *RequestPool) Get(id int) sdk.ExtractRequest {
-	if id < 0 {
-		panic(fmt.Sprintf("cabi: negative field ID %d", id))
+	if id < 0 || id >= maxDirectID {
+		if p.odd == nil {
+			p.odd = map[int]*Request{}
+		}
+		r := p.odd[id]
+		if r == nil {
+			r = &Request{}
+			p.odd[id] = r
+		}
+		return r
 	}
 	for len(p.reqs) <= id {
 		p.reqs = append(p.reqs, nil)
@@ -102,14 +128,19 @@ func (p *RequestPool) Get(id int) sdk.ExtractRequest {
 }
 
 // MakeOffsetArrayPtrs points the host's value_offsets at zeroed arrays of
-// n entries owned by the pool.
+// n entries owned by the pool (called by the SDK outside any recover: out
+// of C memory, the host gets no offsets rather than a crash).
 func (p *RequestPool) MakeOffsetArrayPtrs(offsets unsafe.Pointer, n uint32) {
 	size := int(n) * 4
 	start := p.offsets.start.ensure(size)
 	length := p.offsets.length.ensure(size)
+	o := (*C.cabi_value_offsets)(offsets)
+	if start == nil || length == nil {
+		o.start, o.length = nil, nil
+		return
+	}
 	clear(unsafe.Slice((*byte)(start), size))
 	clear(unsafe.Slice((*byte)(length), size))
-	o := (*C.cabi_value_offsets)(offsets)
 	o.start, o.length = (*C.uint32_t)(start), (*C.uint32_t)(length)
 }
 
@@ -120,7 +151,10 @@ func (p *RequestPool) Free() {
 			r.res.free()
 		}
 	}
-	p.reqs = nil
+	for _, r := range p.odd {
+		r.res.free()
+	}
+	p.reqs, p.odd = nil, nil
 	p.offsets.start.free()
 	p.offsets.length.free()
 }
@@ -224,13 +258,13 @@ func (r *Request) setU64s(vs []uint64) { copy(r.u64s(len(vs)), vs) }
 
 // u64s points the result at n uint64 slots of the buffer.
 func (r *Request) u64s(n int) []uint64 {
-	p := r.res.ensure(max(n, 1) * 8)
+	p := r.res.mustEnsure(max(n, 1) * 8)
 	r.req.res, r.req.res_len = p, C.uint64_t(n)
 	return unsafe.Slice((*uint64)(p), max(n, 1))[:n]
 }
 
 func (r *Request) u32s(n int) []uint32 {
-	p := r.res.ensure(max(n, 1) * 4)
+	p := r.res.mustEnsure(max(n, 1) * 4)
 	r.req.res, r.req.res_len = p, C.uint64_t(n)
 	return unsafe.Slice((*uint32)(p), max(n, 1))[:n]
 }
@@ -252,7 +286,7 @@ func (r *Request) setStrings(list []string, one string) {
 	for i := 0; i < n; i++ {
 		size += len(at(i)) + 1
 	}
-	base := r.res.ensure(size)
+	base := r.res.mustEnsure(size)
 	ptrs := unsafe.Slice((*unsafe.Pointer)(base), max(n, 1))
 	bytes := unsafe.Slice((*byte)(base), size)
 	off := max(n, 1) * 8
