@@ -150,10 +150,12 @@ func (s *Scorer) ScoreInto(in Input, factors []string) Result {
 	factors = append(factors, s.confidenceFactor(why, conf))
 	score := float64(impact*conf) / 100
 
-	factors = contextFactors(factors, &score, a, s.cfg.CriticalNamespaces)
+	var v fieldView
+	v.fill(a)
+	factors = contextFactors(factors, &score, a, &v, s.cfg.CriticalNamespaces)
 	score = math.Min(score, 100)
 
-	crit := s.criticality(a)
+	crit := s.criticality(a, &v)
 	if m := criticalityMultiplier[crit]; m != 1 {
 		score = oddsUpdate(score, m)
 		factors = append(factors, assetFactor(crit, m))
@@ -238,12 +240,12 @@ func (s *Scorer) confidence(a *alert.Alert, known bool) (int, string) {
 
 // criticality is the highest criticality among asset entries matching the
 // alert, else the default.
-func (s *Scorer) criticality(a *alert.Alert) string {
+func (s *Scorer) criticality(a *alert.Alert, v *fieldView) string {
 	best := s.cfg.DefaultCriticality
 	host := a.Hostname
-	ns := firstValue(a, "k8s.ns.name", "ka.target.namespace")
-	image := firstValue(a, "container.image.repository", "ka.req.pod.containers.image")
-	account := firstValue(a, "ct.user.accountid", "aws.accountId", "gcp.projectId", "github.org")
+	ns := v.first(kK8sNs, kTargetNs)
+	image := v.first(kImageRepo, kPodImage)
+	account := v.first(kCtAccount, kAWSAccount, kGCPProject, kGitHubOrg)
 	for _, asset := range s.cfg.Assets {
 		if rank(asset.Criticality) <= rank(best) {
 			continue
@@ -274,29 +276,6 @@ func matchAny(patterns []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// value returns a present, non-null output field.
-func value(a *alert.Alert, key string) (string, bool) {
-	f, ok := a.Field(key)
-	if !ok || f.Kind == alert.KindNull || f.Value == "" || f.Value == "<NA>" {
-		return "", false
-	}
-	return f.Value, true
-}
-
-func firstValue(a *alert.Alert, keys ...string) string {
-	for _, k := range keys {
-		if v, ok := value(a, k); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-func isTrue(a *alert.Alert, key string) bool {
-	v, ok := value(a, key)
-	return ok && (v == "true" || v == "1")
 }
 
 // factor is one context factor; text is its factor string, built once.
@@ -333,49 +312,49 @@ var (
 // contextFactors appends the factor strings of what in the alert makes it
 // worse to out and adds their points to *score, one at a time in the order
 // applied. Each factor counts once, whichever field showed it.
-func contextFactors(out []string, score *float64, a *alert.Alert, criticalNamespaces []string) []string {
+func contextFactors(out []string, score *float64, a *alert.Alert, v *fieldView, criticalNamespaces []string) []string {
 	add := func(f *factor, present bool) {
 		if present {
 			out = append(out, f.text)
 			*score += float64(f.points)
 		}
 	}
-	uid, hasUID := value(a, "user.uid")
-	user, _ := value(a, "user.name")
+	uid, hasUID := v.value(kUserUID)
+	user, _ := v.value(kUserName)
 	add(&fRoot, (hasUID && uid == "0") || (!hasUID && user == "root"))
-	podPrivileged, _ := value(a, "ka.req.pod.containers.privileged")
-	add(&fPrivileged, isTrue(a, "container.privileged") || strings.Contains(podPrivileged, "true"))
-	add(&fHostNamespace, isTrue(a, "ka.req.pod.host_network") || isTrue(a, "ka.req.pod.host_pid") || isTrue(a, "ka.req.pod.host_ipc"))
-	hostPath, _ := value(a, "ka.req.pod.volumes.hostpath")
+	podPrivileged, _ := v.value(kPodPrivileged)
+	add(&fPrivileged, v.isTrue(kContainerPrivileged) || strings.Contains(podPrivileged, "true"))
+	add(&fHostNamespace, v.isTrue(kHostNetwork) || v.isTrue(kHostPID) || v.isTrue(kHostIPC))
+	hostPath, _ := v.value(kHostPath)
 	add(&fHostPath, hostPath != "" && hostPath != "[]" && hostPath != "()")
 
-	flags, _ := value(a, "evt.arg.flags")
-	exe := firstValue(a, "proc.exepath", "proc.exe")
-	memfd := strings.Contains(flags, "EXE_FROM_MEMFD") || isTrue(a, "proc.is_exe_from_memfd") || strings.HasPrefix(exe, "memfd:") || strings.HasPrefix(exe, "/memfd:")
+	flags, _ := v.value(kEvtFlags)
+	exe := v.first(kExePath, kExe)
+	memfd := strings.Contains(flags, "EXE_FROM_MEMFD") || v.isTrue(kExeFromMemfd) || strings.HasPrefix(exe, "memfd:") || strings.HasPrefix(exe, "/memfd:")
 	add(&fMemfd, memfd)
-	add(&fUpperLayer, strings.Contains(flags, "EXE_UPPER_LAYER") || isTrue(a, "proc.is_exe_upper_layer"))
+	add(&fUpperLayer, strings.Contains(flags, "EXE_UPPER_LAYER") || v.isTrue(kExeUpperLayer))
 	add(&fTmpfs, !memfd && (strings.HasPrefix(exe, "/dev/shm/") || strings.HasPrefix(exe, "/tmp/") || strings.HasPrefix(exe, "/run/") || strings.HasPrefix(exe, "/var/tmp/")))
-	add(&fWritable, strings.Contains(flags, "EXE_WRITABLE") || isTrue(a, "proc.is_exe_writable"))
-	tty, _ := value(a, "proc.tty")
+	add(&fWritable, strings.Contains(flags, "EXE_WRITABLE") || v.isTrue(kExeWritable))
+	tty, _ := v.value(kTTY)
 	add(&fTTY, tty != "" && tty != "0")
-	file, _ := value(a, "fd.name")
+	file, _ := v.value(kFdName)
 	add(&fSensitivePath, sensitivePath(file))
-	add(&fPublicPeer, publicPeer(a))
-	ns := firstValue(a, "k8s.ns.name", "ka.target.namespace")
+	add(&fPublicPeer, publicPeer(v))
+	ns := v.first(kK8sNs, kTargetNs)
 	add(&fCriticalNS, matchAny(criticalNamespaces, ns))
 
-	role, _ := value(a, "ka.req.binding.role")
+	role, _ := v.value(kBindingRole)
 	add(&fClusterAdmin, role == "cluster-admin" || a.Rule == "Attach to cluster-admin Role")
-	rules, _ := value(a, "ka.req.role.rules")
+	rules, _ := v.value(kRoleRules)
 	add(&fWildcardRBAC, strings.Contains(rules, `"*"`) || strings.Contains(rules, "[*]") || strings.Contains(rules, ":*"))
-	kaUser, _ := value(a, "ka.user.name")
+	kaUser, _ := v.value(kKaUser)
 	add(&fAnonymous, kaUser == "system:anonymous")
 
-	ctName, _ := value(a, "ct.name")
-	mfa := firstValue(a, "ct.additionalEventData.MFAUsed", "json.value[/additionalEventData/MFAUsed]")
+	ctName, _ := v.value(kCtName)
+	mfa := v.first(kCtMFA, kJSONMFA)
 	add(&fConsoleNoMFA, (ctName == "ConsoleLogin" && mfa == "No") || a.Rule == "Console Login Without MFA")
-	identity := firstValue(a, "ct.user.identitytype", "json.value[/userIdentity/type]")
-	ctUser, _ := value(a, "ct.user")
+	identity := v.first(kCtIdentityType, kJSONIdentityType)
+	ctUser, _ := v.value(kCtUser)
 	add(&fCloudRootAcct, identity == "Root" || (a.Source == "aws_cloudtrail" && ctUser == "root"))
 	return out
 }
@@ -400,15 +379,14 @@ func sensitivePath(p string) bool {
 }
 
 // publicPeer reports a remote address on the public internet in the
-// fields that carry peers: fd.rip, fd.sip, fd.cip (syscall), ct.srcip
-// (CloudTrail), gcp.callerIP.
-func publicPeer(a *alert.Alert) bool {
-	for _, k := range []string{"fd.rip", "fd.sip", "fd.cip", "ct.srcip", "gcp.callerIP", "okta.client.ip"} {
-		v, ok := value(a, k)
+// fields that carry peers (peerKeys).
+func publicPeer(v *fieldView) bool {
+	for _, k := range peerKeys {
+		val, ok := v.value(k)
 		if !ok {
 			continue
 		}
-		ip, err := netip.ParseAddr(strings.Trim(v, "[]"))
+		ip, err := netip.ParseAddr(strings.Trim(val, "[]"))
 		if err != nil {
 			continue
 		}

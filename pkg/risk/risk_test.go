@@ -150,9 +150,9 @@ func TestPublicAddresses(t *testing.T) {
 		"fe80::1": false, "fd00::1": false, "224.0.0.1": false, "0.0.0.0": false, "::ffff:8.8.4.4": true,
 	} {
 		a := mk(alert.PriorityNotice, nil, "fd.sip", ip)
-		assert.Equal(t, want, publicPeer(a), ip)
+		assert.Equal(t, want, publicPeer(viewOf(a)), ip)
 	}
-	assert.False(t, publicPeer(mk(alert.PriorityNotice, nil, "fd.sip", "not-an-ip")))
+	assert.False(t, publicPeer(viewOf(mk(alert.PriorityNotice, nil, "fd.sip", "not-an-ip"))))
 }
 
 func loadSamples(t *testing.T) []*alert.Alert {
@@ -241,4 +241,10 @@ func TestDistribution(t *testing.T) {
 	}
 	assert.Equal(t, len(samples), bands[LevelLow]+bands[LevelMedium]+bands[LevelHigh]+bands[LevelCritical])
 	t.Logf("critical %d, high %d, medium %d, low %d", bands[LevelCritical], bands[LevelHigh], bands[LevelMedium], bands[LevelLow])
+}
+
+func viewOf(a *alert.Alert) *fieldView {
+	var v fieldView
+	v.fill(a)
+	return &v
 }
