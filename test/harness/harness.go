@@ -1373,18 +1373,9 @@ func (p *Plugin) extract(e *Event, reqs []Request, withOffsets bool) ([]Value, [
 	if p.caps&CapExtraction == 0 {
 		return nil, nil, errors.New("harness: plugin has no field extraction capability")
 	}
-	rrs := make([]resolvedReq, len(reqs))
-	seen := map[int]bool{}
-	for k, r := range reqs {
-		rr, err := p.resolveRequest(r)
-		if err != nil {
-			return nil, nil, err
-		}
-		if seen[rr.idx] && !allowDuplicateFields {
-			return nil, nil, fmt.Errorf("harness: field %s requested twice in one extract_fields call; plugin-sdk-go reuses one result buffer per field id, use ExtractEach", r.Field)
-		}
-		seen[rr.idx] = true
-		rrs[k] = rr
+	rrs, err := p.resolveRequests(reqs, true)
+	if err != nil {
+		return nil, nil, err
 	}
 	vals := make([]Value, len(reqs))
 	for k, rr := range rrs {
@@ -1426,6 +1417,25 @@ func (p *Plugin) extract(e *Event, reqs []Request, withOffsets bool) ([]Value, [
 		}
 	}
 	return vals, offs, nil
+}
+
+// resolveRequests resolves reqs; oneCall refuses a field asked twice, since
+// one extract_fields call answers both in the same result buffer.
+func (p *Plugin) resolveRequests(reqs []Request, oneCall bool) ([]resolvedReq, error) {
+	rrs := make([]resolvedReq, len(reqs))
+	seen := map[int]bool{}
+	for k, r := range reqs {
+		rr, err := p.resolveRequest(r)
+		if err != nil {
+			return nil, err
+		}
+		if oneCall && seen[rr.idx] && !allowDuplicateFields {
+			return nil, fmt.Errorf("harness: field %s requested twice in one extract_fields call; plugin-sdk-go reuses one result buffer per field id, use ExtractEach", r.Field)
+		}
+		seen[rr.idx] = true
+		rrs[k] = rr
+	}
+	return rrs, nil
 }
 
 // cFieldsLocked builds the C request array for resolved requests; free
@@ -1476,13 +1486,9 @@ func (p *Plugin) TimeExtract(evts []*Event, reqs []Request, perField bool, round
 	if p.caps&CapExtraction == 0 {
 		return 0, errors.New("harness: plugin has no field extraction capability")
 	}
-	rrs := make([]resolvedReq, len(reqs))
-	for k, r := range reqs {
-		rr, err := p.resolveRequest(r)
-		if err != nil {
-			return 0, err
-		}
-		rrs[k] = rr
+	rrs, err := p.resolveRequests(reqs, !perField)
+	if err != nil {
+		return 0, err
 	}
 	raws := (*[1 << 20]unsafe.Pointer)(C.calloc(C.size_t(len(evts)), C.size_t(unsafe.Sizeof(uintptr(0)))))[:len(evts):len(evts)]
 	nums := (*[1 << 20]C.uint64_t)(C.calloc(C.size_t(len(evts)), 8))[:len(evts):len(evts)]

@@ -175,27 +175,28 @@ func Run(o Options) (Result, error) {
 		reqs = append(reqs, r)
 	}
 
+	falco := &pluginConsumer{inst: inst, p: p, reqs: reqs}
+	lat := make([]time.Duration, 0, o.Alerts)
+	return measure(o, url, tpls, falco, func() { falco.lat = &lat }, &lat)
+}
+
+// measure sends the warm-up alerts (connections, correlation tables, the
+// plugin's buffers), calls measuring, then sends and times o.Alerts. lat,
+// when not nil, holds the latencies c recorded.
+func measure(o Options, url string, tpls []template, c consumer, measuring func(), lat *[]time.Duration) (Result, error) {
+	res := Result{Options: o}
 	ctx, cancel := context.WithTimeout(context.Background(), o.MaxDuration)
 	defer cancel()
 	tr := &http.Transport{MaxIdleConns: o.Conns * 2, MaxIdleConnsPerHost: o.Conns * 2, MaxConnsPerHost: o.Conns, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-
-	falco := &pluginConsumer{inst: inst, p: p, reqs: reqs}
-	// Warm up: connections, the correlation tables, the plugin's buffers.
 	if o.WarmupAlerts > 0 {
-		if _, err := runPhase(ctx, client, url, tpls, o, o.WarmupAlerts, 0, falco); err != nil {
+		if _, err := runPhase(ctx, client, url, tpls, o, o.WarmupAlerts, 0, c); err != nil {
 			return res, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	lat := make([]time.Duration, 0, o.Alerts)
-	falco.lat = &lat
-	ph, err := runPhase(ctx, client, url, tpls, o, o.Alerts, o.Rate, falco)
-	return finish(res, ph, err, lat)
-}
-
-// finish fills the result of a measured phase.
-func finish(res Result, ph phase, err error, lat []time.Duration) (Result, error) {
+	measuring()
+	ph, err := runPhase(ctx, client, url, tpls, o, o.Alerts, o.Rate, c)
 	res.Sent, res.Delivered, res.Retries503, res.ExtractCalls = ph.sent, ph.delivered, ph.retries, ph.extracts
 	res.Elapsed = ph.elapsed
 	res.TimedOut = errors.Is(err, context.DeadlineExceeded)
@@ -205,11 +206,12 @@ func finish(res Result, ph phase, err error, lat []time.Duration) (Result, error
 	if res.Elapsed > 0 {
 		res.AlertsPerSec = float64(res.Delivered) / res.Elapsed.Seconds()
 	}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		res.P50 = lat[len(lat)/2]
-		res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-		res.Max = lat[len(lat)-1]
+	if lat != nil && len(*lat) > 0 {
+		l := *lat
+		slices.Sort(l)
+		res.P50 = l[len(l)/2]
+		res.P99 = l[min(len(l)-1, len(l)*99/100)]
+		res.Max = l[len(l)-1]
 	}
 	return res, nil
 }
@@ -306,18 +308,7 @@ func runBare(o Options, tpls []template) (Result, error) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/alerts"
-	ctx, cancel := context.WithTimeout(context.Background(), o.MaxDuration)
-	defer cancel()
-	tr := &http.Transport{MaxIdleConns: o.Conns * 2, MaxIdleConnsPerHost: o.Conns * 2, MaxConnsPerHost: o.Conns, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if o.WarmupAlerts > 0 {
-		if _, err := runPhase(ctx, client, url, tpls, o, o.WarmupAlerts, 0, bare); err != nil {
-			return res, fmt.Errorf("warm-up: %w", err)
-		}
-	}
-	ph, err := runPhase(ctx, client, url, tpls, o, o.Alerts, o.Rate, bare)
-	return finish(res, ph, err, nil)
+	return measure(o, url, tpls, bare, func() {}, nil)
 }
 
 // runPhase sends n alerts over o.Conns connections (paced to rate when
