@@ -124,8 +124,9 @@ func (p *Plugin) Init(cfg string) (err error) {
 	if p.engine, err = engine.New(c); err != nil {
 		return fmt.Errorf("knowledge base: %w", err)
 	}
-	live.add(p)
-	profileStateUp(p.log)
+	if live.add(p) == 1 {
+		startProfile(p.log)
+	}
 	return nil
 }
 
@@ -134,8 +135,9 @@ func (p *Plugin) runAfterInit(err *error) {
 		return
 	}
 	defer recoverInto(err, "init", nil)
-	p.afterInit(*err == nil && p.cfg.UseAsync, *err)
-	if *err == nil && p.cfg.UseAsync {
+	async := *err == nil && p.cfg.UseAsync
+	p.afterInit(async, *err)
+	if async {
 		p.log.Printf("field extraction: async requested (plugin-sdk-go runs it only when GOMAXPROCS > 1; here %d)", runtime.GOMAXPROCS(0))
 	}
 }
@@ -153,21 +155,24 @@ type liveStates struct {
 	states []*Plugin
 }
 
-func (l *liveStates) add(p *Plugin) {
+// add records p and returns how many states are live.
+func (l *liveStates) add(p *Plugin) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.states = append(l.states, p)
+	return len(l.states)
 }
 
-// remove reports whether p was live (its init succeeded).
-func (l *liveStates) remove(p *Plugin) bool {
+// remove forgets p and reports whether it was the last live state.
+func (l *liveStates) remove(p *Plugin) (wasLast bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i := slices.Index(l.states, p)
-	if i >= 0 {
-		l.states = slices.Delete(l.states, i, i+1)
+	if i < 0 {
+		return false
 	}
-	return i >= 0
+	l.states = slices.Delete(l.states, i, i+1)
+	return len(l.states) == 0
 }
 
 func (l *liveStates) latest() *Plugin {
@@ -195,7 +200,7 @@ func (p *Plugin) LastError() error {
 func (p *Plugin) Destroy() {
 	defer recoverInto(nil, "destroy", p.log)
 	if live.remove(p) {
-		profileStateDown()
+		stopProfile()
 	}
 	p.faults.maybePanic("destroy")
 	p.log.Printf("destroyed; totals: %s", p.counters.Snapshot())

@@ -10,26 +10,25 @@ import (
 
 // ProfileEnv names the environment variable that makes the plugin write a
 // CPU profile of its own Go runtime to the file it names, from the first
-// successful init to the last destroy. A host's profiler (or a Go test
-// loading libtriage.so) cannot see inside the library's runtime; this is
-// how `make bench` profiles extraction and next_batch through the C ABI.
+// successful init to the destroy of the last live state. A host's profiler
+// (or a Go test loading libtriage.so) cannot see inside the library's
+// runtime; docs/performance.md ("Profiles") shows how to use it.
 const ProfileEnv = "TRIAGE_CPUPROFILE"
 
 var profile struct {
 	sync.Mutex
-	states int
-	file   *os.File
+	file *os.File
 }
 
-func profileStateUp(log *logging.Logger) {
+// startProfile runs when the first state becomes live (see live).
+func startProfile(log *logging.Logger) {
 	path := os.Getenv(ProfileEnv)
 	if path == "" {
 		return
 	}
 	profile.Lock()
 	defer profile.Unlock()
-	profile.states++
-	if profile.states > 1 || profile.file != nil {
+	if profile.file != nil {
 		return
 	}
 	f, err := os.Create(path)
@@ -47,16 +46,11 @@ func profileStateUp(log *logging.Logger) {
 	log.Printf("%s: writing a CPU profile to %s until the last plugin state is destroyed", ProfileEnv, path)
 }
 
-func profileStateDown() {
-	if os.Getenv(ProfileEnv) == "" {
-		return
-	}
+// stopProfile runs when the last live state is destroyed.
+func stopProfile() {
 	profile.Lock()
 	defer profile.Unlock()
-	if profile.states > 0 {
-		profile.states--
-	}
-	if profile.states == 0 && profile.file != nil {
+	if profile.file != nil {
 		pprof.StopCPUProfile()
 		profile.file.Close()
 		profile.file = nil
