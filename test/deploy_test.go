@@ -46,10 +46,10 @@ type falcoConfig struct {
 	JSONIncludeOutputFieldsProperty *bool    `yaml:"json_include_output_fields_property"`
 	RulesFiles                      []string `yaml:"rules_files"`
 	Plugins                         []struct {
-		Name        string `yaml:"name"`
-		LibraryPath string `yaml:"library_path"`
-		InitConfig  any    `yaml:"init_config"`
-		OpenParams  string `yaml:"open_params"`
+		Name        string    `yaml:"name"`
+		LibraryPath string    `yaml:"library_path"`
+		InitConfig  yaml.Node `yaml:"init_config"`
+		OpenParams  string    `yaml:"open_params"`
 	} `yaml:"plugins"`
 	LoadPlugins []string `yaml:"load_plugins"`
 	HTTPOutput  struct {
@@ -84,8 +84,8 @@ func loadFalcoConfig(t *testing.T, name string) (falcoConfig, string) {
 	return c, string(raw)
 }
 
-// triageEntry returns the triage plugin's init_config as the JSON string
-// Falco passes to plugin_init, and its open_params.
+// triageEntry returns the triage plugin's init_config as the string Falco
+// passes on (harness.FalcoInitConfig), and its open_params.
 func triageEntry(t *testing.T, name string, c falcoConfig) (initConfig, openParams string) {
 	t.Helper()
 	found := 0
@@ -95,9 +95,10 @@ func triageEntry(t *testing.T, name string, c falcoConfig) (initConfig, openPara
 		}
 		found++
 		assert.Equal(t, "libtriage.so", p.LibraryPath, "%s: library_path", name)
-		b, err := json.Marshal(p.InitConfig)
+		// As Falco converts it (fact 1), not as encoding/json would.
+		ic, err := harness.FalcoInitConfig(&p.InitConfig)
 		require.NoError(t, err)
-		initConfig, openParams = string(b), p.OpenParams
+		initConfig, openParams = ic, strings.TrimSpace(p.OpenParams)
 	}
 	require.Equal(t, 1, found, "%s: one plugins entry named triage", name)
 	assert.Contains(t, c.LoadPlugins, plugin.PluginName, "%s: load_plugins", name)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/invopop/jsonschema"
@@ -40,6 +41,10 @@ type Config struct {
 	Follow           Follow      `json:"follow" jsonschema:"title=File follow input"`
 	Risk             Risk        `json:"risk" jsonschema:"title=Risk scoring"`
 	Correlation      Correlation `json:"correlation" jsonschema:"title=Entity correlation"`
+
+	// Notes are what Parse had to interpret (numbers given for strings);
+	// the plugin logs them at init.
+	Notes []string `json:"-"`
 }
 
 // Correlation configures per-entity state (docs/correlation.md).
@@ -150,24 +155,48 @@ func Default() Config {
 	return c
 }
 
-// Parse reads an init_config string. Empty means all defaults. Unknown
-// keys, wrong types and out-of-range values are errors naming the key.
+// Parse reads an init_config string as Falco passes it (falcoform.go):
+// empty or null means all defaults; Falco's YAML conversions are undone
+// where possible. Unknown keys, wrong types and out-of-range values are
+// errors naming the key.
 func Parse(s string) (Config, error) {
 	c := Default()
 	if strings.TrimSpace(s) == "" {
 		return c, nil
 	}
 	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	dec.UseNumber()
+	var raw any
+	if err := dec.Decode(&raw); err != nil {
 		return Config{}, describeDecodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Config{}, errors.New("init_config: unexpected data after the JSON object")
 	}
+	if raw == nil {
+		return c, nil // `init_config: {}` in falco.yaml
+	}
+	if _, ok := raw.(map[string]any); !ok {
+		return Config{}, fmt.Errorf("init_config: must be a JSON object, got %s", describeJSON(raw))
+	}
+	var notes []string
+	norm, err := normalize(raw, reflect.TypeOf(c), "", &notes)
+	if err != nil {
+		return Config{}, err
+	}
+	b, err := json.Marshal(norm)
+	if err != nil {
+		return Config{}, fmt.Errorf("init_config: %v", err)
+	}
+	strict := json.NewDecoder(bytes.NewReader(b))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(&c); err != nil {
+		return Config{}, describeDecodeError(err)
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
+	c.Notes = notes
 	return c, nil
 }
 
@@ -469,6 +498,14 @@ func Schema() (string, error) {
 	s.Version = "" // Falco validates with draft-04-era tooling; the $schema URL is noise
 	b, err := json.Marshal(s)
 	if err != nil {
+		return "", err
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(b, &tree); err != nil {
+		return "", err
+	}
+	relaxSchema(tree)
+	if b, err = json.Marshal(tree); err != nil {
 		return "", err
 	}
 	var out bytes.Buffer

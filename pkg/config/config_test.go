@@ -20,7 +20,8 @@ import (
 )
 
 func TestEmptyMeansDefaults(t *testing.T) {
-	for _, in := range []string{"", "  ", "{}"} {
+	// "null" is what Falco sends for `init_config: {}` (falco-facts.md fact 1).
+	for _, in := range []string{"", "  ", "{}", "null", " null\n"} {
 		c, err := Parse(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, Default(), c, in)
@@ -55,7 +56,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		`{"follow": {"startAt": "middle"}}`:        `"follow.startAt"`,
 		`{"follow": {"pollIntervalMs": 1}}`:        `"follow.pollIntervalMs"`,
 		`{"queusize": 10}`:                         `"queusize"`,
-		`{"webhook": {"port": 1}}`:                 `"port"`,
+		`{"webhook": {"port": 1}}`:                 `"webhook.port"`,
 		`{"queueSize": 10`:                         `malformed`,
 		`[1,2]`:                                    `JSON object`,
 		`{"queueSize": 100} {"queueSize": 200}`:    `after the JSON object`,
@@ -212,4 +213,83 @@ func TestWebhookSecurityConfig(t *testing.T) {
 		assert.NotContains(t, err.Error(), "token", "errors never show the secret")
 		assert.NotContains(t, err.Error(), "PRIVATE KEY", "errors never show key material")
 	}
+}
+
+// Falco converts a YAML init_config to JSON before triage sees it
+// (falco-facts.md fact 1): empty maps and lists become null, numeric-looking
+// strings become numbers, quoted or not. Each form works or fails naming the key.
+func TestParseFalcoConvertedForms(t *testing.T) {
+	d := Default()
+
+	// Nested empty maps (`risk: {}`) keep the defaults.
+	c, err := Parse(`{"risk":null,"webhook":null,"correlation":{"windowSec":null}}`)
+	require.NoError(t, err)
+	assert.Equal(t, d.Risk, c.Risk)
+	assert.Equal(t, d.Correlation, c.Correlation)
+
+	// An empty YAML list arrives as null and means the empty list.
+	c, err = Parse(`{"risk":{"criticalNamespaces":null}}`)
+	require.NoError(t, err)
+	assert.Empty(t, c.Risk.CriticalNamespaces)
+	assert.NotEmpty(t, d.Risk.CriticalNamespaces, "the default must differ, or this proves nothing")
+
+	// `secretHeader: "12345"` arrives as 12345 and is used as "12345", with a note.
+	c, err = Parse(`{"webhook":{"secretHeader":12345}}`)
+	require.NoError(t, err)
+	assert.Equal(t, "12345", c.Webhook.SecretHeader)
+	require.Len(t, c.Notes, 1)
+	assert.Contains(t, c.Notes[0], `"webhook.secretHeader"`)
+
+	// A 12-digit AWS account ID overflows int and arrives as a double.
+	c, err = Parse(`{"risk":{"assets":[{"accounts":[123456789012.0, 987654321098],"criticality":"high"}]}}`)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"123456789012", "987654321098"}, c.Risk.Assets[0].Accounts)
+
+	// One whose leading zero was lost cannot be an AWS account ID.
+	_, err = Parse(`{"risk":{"assets":[{"accounts":[12345678901.0],"criticality":"high"}]}}`)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"risk.assets[0].accounts[0]"`)
+	assert.Contains(t, err.Error(), "leading zeros")
+
+	// Numbers in glob lists are taken as their digits.
+	c, err = Parse(`{"risk":{"assets":[{"hosts":[42],"criticality":"low"}]}}`)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"42"}, c.Risk.Assets[0].Hosts)
+
+	for in, mention := range map[string]string{
+		`{"webhook":{"secretHeader":true}}`:                        `"webhook.secretHeader"`, // `secretHeader: yes`
+		`{"follow":{"stateFile":1.5e300}}`:                         `"follow.stateFile"`,
+		`{"risk":{"criticalNamespaces":[null]}}`:                   `"risk.criticalNamespaces[0]"`,
+		`{"risk":{"assets":[{"hosts":["a"],"criticality":null}]}}`: `"risk.assets[0].criticality"`,
+		`{"risk":{"assets":[{"bogus":1}]}}`:                        `"risk.assets[0].bogus"`,
+		`"queueSize"`:                                              `JSON object`,
+		`true`:                                                     `JSON object`,
+	} {
+		_, err := Parse(in)
+		require.Error(t, err, in)
+		assert.Contains(t, err.Error(), mention, in)
+	}
+}
+
+// The schema Falco validates against before Init must accept every shape
+// its conversion produces for a valid config: null at the root and for any
+// key, numbers and booleans where a string is expected (Parse explains
+// them), and null in an enumeration.
+func TestSchemaAcceptsFalcoShapes(t *testing.T) {
+	s, err := Schema()
+	require.NoError(t, err)
+	var tree map[string]any
+	require.NoError(t, json.Unmarshal([]byte(s), &tree))
+	assert.ElementsMatch(t, []any{"object", "null"}, tree["type"])
+	props := tree["properties"].(map[string]any)
+	webhook := props["webhook"].(map[string]any)
+	assert.ElementsMatch(t, []any{"object", "null"}, webhook["type"])
+	header := webhook["properties"].(map[string]any)["secretHeader"].(map[string]any)
+	assert.ElementsMatch(t, []any{"string", "number", "boolean", "null"}, header["type"])
+	startAt := props["follow"].(map[string]any)["properties"].(map[string]any)["startAt"].(map[string]any)
+	assert.Contains(t, startAt["enum"], nil)
+	assert.Contains(t, startAt["enum"], "end")
+	queue := props["queueSize"].(map[string]any)
+	assert.ElementsMatch(t, []any{"integer", "null"}, queue["type"])
+	assert.EqualValues(t, 16, queue["minimum"], "ranges stay")
 }

@@ -119,6 +119,9 @@ func (p *Plugin) Init(cfg string) (err error) {
 		return err
 	}
 	p.cfg = c
+	for _, n := range c.Notes {
+		p.log.Printf("%s", n)
+	}
 	// Before plugin-sdk-go would install its own pool (see pkg/cabi).
 	p.SetExtractRequests(cabi.NewRequestPool())
 	if p.engine, err = engine.New(c); err != nil {

@@ -1,0 +1,190 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/triage-dev/triage/pkg/plugin"
+	"github.com/triage-dev/triage/test/harness"
+)
+
+// Every documented triage plugin entry (README.md, docs/, deploy/ and the
+// Helm values, and the config the Dockerfile installs) goes through the path
+// a real Falco takes (falco-facts.md facts 1 and 2): Falco's YAML→JSON
+// conversion of init_config (harness.FalcoPlugins), the JSON-schema check
+// libsinsp runs before plugin_init, then plugin_init of the built .so. The
+// snippets are read from the files, never copied here.
+
+type documentedEntry struct {
+	where string // file and block
+	entry harness.FalcoPluginEntry
+}
+
+var yamlFence = regexp.MustCompile("(?ms)^```ya?ml\\s*\\n(.*?)^```")
+
+// falcoDocsFromMarkdown returns the YAML blocks of a Markdown file that hold
+// a `plugins:` list.
+func falcoDocsFromMarkdown(t *testing.T, path string) map[string]*yaml.Node {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	out := map[string]*yaml.Node{}
+	for i, m := range yamlFence.FindAllStringSubmatch(string(b), -1) {
+		if !regexp.MustCompile(`(?m)^\s*plugins:`).MatchString(m[1]) {
+			continue
+		}
+		var n yaml.Node
+		require.NoError(t, yaml.Unmarshal([]byte(m[1]), &n), "%s block %d", path, i)
+		out[filepath.Base(path)+" yaml block "+string(rune('1'+i))] = &n
+	}
+	return out
+}
+
+func documentedTriageEntries(t *testing.T) []documentedEntry {
+	t.Helper()
+	docs := map[string]*yaml.Node{}
+	mds, err := filepath.Glob("../docs/*.md")
+	require.NoError(t, err)
+	for _, md := range append([]string{"../README.md"}, mds...) {
+		for k, v := range falcoDocsFromMarkdown(t, md) {
+			docs[k] = v
+		}
+	}
+	ymls, err := filepath.Glob("../deploy/*.yaml")
+	require.NoError(t, err)
+	for _, y := range ymls {
+		var n yaml.Node
+		require.NoError(t, yaml.Unmarshal(readDeploy(t, filepath.Base(y)), &n), y)
+		docs["deploy/"+filepath.Base(y)] = &n
+	}
+	// The Helm chart passes its `falco:` values through as falco.yaml.
+	var helm struct {
+		Falco yaml.Node `yaml:"falco"`
+	}
+	require.NoError(t, yaml.Unmarshal(readDeploy(t, "helm/values.yaml"), &helm))
+	docs["deploy/helm/values.yaml falco:"] = &helm.Falco
+
+	var out []documentedEntry
+	for where, n := range docs {
+		entries, err := harness.FalcoPlugins(n)
+		require.NoError(t, err, where)
+		for _, e := range entries {
+			if e.Name == plugin.PluginName {
+				out = append(out, documentedEntry{where, e})
+			}
+		}
+	}
+	return out
+}
+
+// localFiles points the files the central config names at real ones made
+// here (TLS certificates, the secret).
+func localFiles(t *testing.T, initConfig string) string {
+	t.Helper()
+	if !strings.Contains(initConfig, "/etc/triage/") {
+		return initConfig
+	}
+	dir := t.TempDir()
+	pki := newE2EPKI(t, dir)
+	secret := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cr3t-for-the-test\n"), 0o600))
+	return strings.NewReplacer(
+		"/etc/triage/tls/server.crt", pki.cert, "/etc/triage/tls/server.key", pki.key,
+		"/etc/triage/tls/ca.crt", pki.ca, "/etc/triage/secret", secret,
+	).Replace(initConfig)
+}
+
+func TestDocumentedInitConfigsLoadAsFalcoSendsThem(t *testing.T) {
+	entries := documentedTriageEntries(t)
+	seen := map[string]bool{}
+	for _, d := range entries {
+		seen[strings.Fields(d.where)[0]] = true
+	}
+	// The documents the issue names must be among them, or this checks nothing.
+	for _, must := range []string{"README.md", "deploy/falco-single-process.yaml", "deploy/falco-file-follow.yaml",
+		"deploy/falco-central-sidekick.yaml", "deploy/helm/values.yaml"} {
+		assert.True(t, seen[must], "no triage plugin entry found in %s", must)
+	}
+
+	// The image installs one of the deploy/ configs as /etc/falco/falco.yaml.
+	df, err := os.ReadFile("../deploy/Dockerfile")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^COPY (deploy/\S+\.yaml) /etc/falco/falco\.yaml`).FindStringSubmatch(string(df))
+	require.NotNil(t, m, "the Dockerfile installs a falco.yaml from deploy/")
+	assert.True(t, seen[m[1]], "the image's config %s is among the checked ones", m[1])
+
+	for _, d := range entries {
+		t.Run(d.where, func(t *testing.T) {
+			ic := localFiles(t, d.entry.InitConfig)
+			p, err := harness.Load(libPath)
+			require.NoError(t, err)
+			toInit, err := p.ValidateInitConfig(ic)
+			require.NoError(t, err, "Falco's schema check of %q", ic)
+			require.NoError(t, p.Init(ic), "plugin_init with %q (passed as %q)", ic, toInit)
+			p.Destroy()
+		})
+	}
+}
+
+// Every form Falco can hand over (fact 1) passes its schema check and
+// plugin_init, or fails with an error naming the key.
+func TestInitConfigFormsThroughTheSchemaAndInit(t *testing.T) {
+	ok := []string{
+		"    init_config: {}\n",
+		"",
+		"    init_config:\n",
+		"    init_config: \"\"\n",
+		"    init_config: '{\"queueSize\": 64}'\n",
+		"    init_config:\n      risk: {}\n      webhook: {}\n      correlation:\n        windowSec: 600\n",
+		"    init_config:\n      risk:\n        criticalNamespaces: []\n",
+		"    init_config:\n      webhook:\n        secretHeader: \"12345\"\n",
+		"    init_config:\n      queueSize: \"0x400\"\n      useAsync: \"no\"\n",
+		"    init_config:\n      risk:\n        assets:\n          - accounts: ['123456789012']\n            criticality: high\n",
+		"    init_config:\n      follow:\n        startAt: ~\n",
+	}
+	for _, y := range ok {
+		ic := initConfigFromYAML(t, y)
+		p, err := harness.Load(libPath)
+		require.NoError(t, err)
+		require.NoError(t, p.Init(ic), "YAML %q → init_config %q", y, ic)
+		p.Destroy()
+	}
+
+	bad := map[string]string{
+		// `secretHeader: yes` arrives as true.
+		"    init_config:\n      webhook:\n        secretHeader: yes\n": "webhook.secretHeader",
+		// A leading zero lost on the way.
+		"    init_config:\n      risk:\n        assets:\n          - accounts: ['012345678901']\n            criticality: high\n": "risk.assets[0].accounts[0]",
+		"    init_config:\n      queueSize: 1\n":                         "queueSize",
+		"    init_config:\n      follow:\n        startAt: 5\n":          "follow",
+		"    init_config:\n      correlation:\n        windowSec: 1.5\n": "windowSec",
+		"    init_config:\n      nosuchkey: 1\n":                         "nosuchkey",
+	}
+	for y, key := range bad {
+		ic := initConfigFromYAML(t, y)
+		p, err := harness.Load(libPath)
+		require.NoError(t, err)
+		err = p.Init(ic)
+		require.Error(t, err, "YAML %q → %q", y, ic)
+		assert.Contains(t, err.Error(), key, "YAML %q", y)
+		p.Destroy()
+	}
+}
+
+func initConfigFromYAML(t *testing.T, initConfigLines string) string {
+	t.Helper()
+	var n yaml.Node
+	doc := "plugins:\n  - name: triage\n    library_path: libtriage.so\n" + initConfigLines
+	require.NoError(t, yaml.Unmarshal([]byte(doc), &n))
+	ps, err := harness.FalcoPlugins(&n)
+	require.NoError(t, err)
+	require.Len(t, ps, 1)
+	return ps[0].InitConfig
+}
