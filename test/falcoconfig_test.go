@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,7 +43,7 @@ func falcoDocsFromMarkdown(t *testing.T, path string) map[string]*yaml.Node {
 		}
 		var n yaml.Node
 		require.NoError(t, yaml.Unmarshal([]byte(m[1]), &n), "%s block %d", path, i)
-		out[filepath.Base(path)+" yaml block "+string(rune('1'+i))] = &n
+		out[fmt.Sprintf("%s yaml block %d", filepath.Base(path), i+1)] = &n
 	}
 	return out
 }
