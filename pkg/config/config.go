@@ -51,7 +51,7 @@ type Config struct {
 type Correlation struct {
 	WindowSec         int `json:"windowSec" jsonschema:"title=Window (s),description=Sliding window on alert time for alert counts, tactics, distinct rules, dedup and incidents,default=900,minimum=1,maximum=604800"`
 	RiskWindowSec     int `json:"riskWindowSec" jsonschema:"title=Risk window (s),description=Sliding window on alert time for the entity's risk sum and score,default=86400,minimum=1,maximum=2592000"`
-	OutOfOrderSec     int `json:"outOfOrderSec" jsonschema:"title=Out-of-order tolerance (s),description=Alerts up to this much older than the entity's newest are applied at their own time; older ones are enriched without changing state,default=60,minimum=0,maximum=86400"`
+	OutOfOrderSec     int `json:"outOfOrderSec" jsonschema:"title=Out-of-order tolerance (s),description=Alerts more than this much older than their entity's newest alert are flagged entity.late and counted; every alert is still applied at its own time (up to the longer window back) and arrival order never takes away its dedup.first,default=60,minimum=0,maximum=86400"`
 	MaxEntities       int `json:"maxEntities" jsonschema:"title=Maximum entities,description=Entities tracked at once; the least recently seen is evicted beyond it (counted and logged),default=100000,minimum=1,maximum=10000000"`
 	MaxRulesPerEntity int `json:"maxRulesPerEntity" jsonschema:"title=Maximum rules per entity,description=Distinct rules remembered per entity; the least recently seen is dropped beyond it,default=64,minimum=1,maximum=4096"`
 	TacticThreshold   int `json:"tacticThreshold" jsonschema:"title=Tactic threshold,description=Distinct tactics on one entity within the window that escalate it,default=3,minimum=2,maximum=14"`

@@ -6,7 +6,9 @@
 //
 // State changes once per alert, in the order alerts are observed; no wall
 // clock is read, so the same input in the same order always gives the same
-// results. Not safe for concurrent use (Falco drives one instance from one
+// results. Another order of the same alerts may give other results, but
+// never hides one: an alert that gets dedup.first in time order gets it in
+// any order (witness.go). Not safe for concurrent use (Falco drives one instance from one
 // thread; the CLI is serial).
 package correlate
 
@@ -76,7 +78,7 @@ type Result struct {
 	Storm          bool
 	IncidentID     string
 	Reasons        []string
-	Late           bool // older than the out-of-order tolerance: enriched, not applied
+	Late           bool // older than the out-of-order tolerance (still applied where it belongs in time)
 }
 
 // Stage is the furthest kill-chain position reached (1–14), 0 for none.
@@ -95,6 +97,7 @@ type Tracker struct {
 	window  int64
 	riskWin int64
 	tol     int64
+	horizon int64 // max(window, riskWin): late alerts older than this before the newest count nowhere
 
 	pages []*[pageSize]entity // the slab; slot 0 is the LRU sentinel: its next is the most, its prev the least recently seen
 	slots int                 // slots in use, 1…slots
@@ -117,6 +120,10 @@ type Tracker struct {
 	incidents []string
 	incFree   []uint32
 
+	// samples holds, by slot, the witnesses of entities that have more
+	// than their entries' last alerts (entity.samples is set); see sample.
+	samples map[uint32][]sample
+
 	key         []byte // scratch: the entity ID of the alert being observed
 	scores      []uint8
 	compactions int // arena rebuilds, for tests
@@ -132,6 +139,8 @@ func NewTracker(cfg config.Correlation) *Tracker {
 		window:    int64(cfg.WindowSec) * 1e9,
 		riskWin:   int64(cfg.RiskWindowSec) * 1e9,
 		tol:       int64(cfg.OutOfOrderSec) * 1e9,
+		horizon:   int64(max(cfg.WindowSec, cfg.RiskWindowSec)) * 1e9,
+		samples:   make(map[uint32][]sample),
 		pages:     []*[pageSize]entity{new([pageSize]entity)},
 		table:     make([]uint32, 64),
 		seed:      maphash.MakeSeed(),
@@ -144,55 +153,84 @@ func NewTracker(cfg config.Correlation) *Tracker {
 }
 
 // Evicted counts entities dropped at the cap; Tracked counts those held;
-// Late counts alerts older than the tolerance.
+// Late counts alerts older than the tolerance (applied all the same).
 func (t *Tracker) Evicted() uint64 { return t.evicted.Load() }
 func (t *Tracker) Tracked() int64  { return t.tracked.Load() }
 func (t *Tracker) Late() uint64    { return t.lateSeen.Load() }
 
 // Observe applies one alert and returns the entity's story as of it.
+//
+// Arrival order never hides an alert (docs/correlation.md, "Out of
+// order"): dedup.first is decided by witnesses, real alerts of the same
+// rule that make this one a repeat (see witnessed), never by what the
+// entity happened to see first. An alert older than the tolerance is
+// flagged late but still applied where it belongs in time, unless it is
+// older than both windows, which it could not count in anyway.
 func (t *Tracker) Observe(in Input) Result {
 	var kind uint8
 	t.key, kind = appendEntity(t.key[:0], in.Alert)
-	e, existed := t.lookup(kind)
+	s, e, existed := t.lookup(kind)
 	at := in.Alert.Time
+	x := sample{at: at, score: in.Score, tactics: in.Tactics}
 	res := Result{EntityID: t.id(e), Kind: kindNames[e.kind]}
-	if existed && at < e.hwm-t.tol {
-		// Too old to place: show the entity as it is, change nothing.
+	late := existed && at < e.hwm-t.tol
+	if late {
 		t.lateSeen.Add(1)
 		res.Late = true
-		t.fillAggregates(e, e.hwm, &res)
-		if en := t.findEntry(e, in.Alert.Rule); en != nil {
-			res.DedupCount, res.FirstSeen, res.LastSeen = uint64(en.count), en.first, en.last
+		if at < e.hwm-t.horizon {
+			// Outside both windows: it would count nowhere, so it changes
+			// nothing. It is still raised unless a known alert repeats it.
+			t.fillAggregates(e, e.hwm, &res)
+			res.DedupCount, res.FirstSeen, res.LastSeen = 1, at, at
+			res.DedupFirst = !t.witnessed(t.loadSamples(s, e), t.findEntry(e, in.Alert.Rule), x)
+			return res
 		}
-		return res
 	}
-	now := max(e.hwm, at)
+	now := max(e.hwm, at) // late alerts never move it, so never start an episode
 	if !existed || now-e.hwm > t.window {
 		e.episodeStart, e.maxBand, e.crossed = at, -1, 0
 		t.clearIncident(e)
 	}
-	t.expire(e, now-max(t.window, t.riskWin))
+	orig := t.loadSamples(s, e)
+	side := orig
+	t.expire(e, &side, now-t.horizon)
+	dropSamples(&side, now-t.horizon-t.window, 0)
 	prevTactics := t.tacticsSince(e, now-t.window)
 
 	en := t.findEntry(e, in.Alert.Rule)
-	if en != nil && en.last < now-t.window {
-		*en = ruleEntry{rule: en.rule, first: at, last: at} // dedup window passed: a fresh start
+	res.DedupFirst = !t.witnessed(side, en, x)
+	applied := true
+	switch {
+	case en == nil:
+		en = t.addEntry(e, &side, in.Alert.Rule, at, max(t.cfg.MaxRulesPerEntity, 1))
+	case en.last < at-t.window:
+		// The rule was quiet for a whole window before this alert: its run
+		// starts over (earlier samples of it stay witnesses until pruned).
+		*en = ruleEntry{rule: en.rule, first: at, last: at}
+	case at < en.first-t.window:
+		// A late alert from an earlier run of its rule, which in time order
+		// the current run would have started over from: it counts nowhere,
+		// but witnesses other alerts of that run.
+		applied = false
 	}
-	if en == nil {
-		en = t.addEntry(e, in.Alert.Rule, at, max(t.cfg.MaxRulesPerEntity, 1))
+	addSample(&side, en, x)
+	t.storeSamples(s, e, orig, side)
+	if applied {
+		en.count++
+		en.first, en.last = min(en.first, at), max(en.last, at)
+		en.scoreSum += uint32(in.Score)
+		en.maxScore = max(en.maxScore, in.Score)
+		en.tactics |= in.Tactics
 	}
-	prevCount, prevMax := en.count, en.maxScore
-	en.count++
-	en.first, en.last = min(en.first, at), max(en.last, at)
-	en.scoreSum += uint32(in.Score)
-	en.maxScore = max(en.maxScore, in.Score)
-	en.tactics |= in.Tactics
 	e.hwm = now
 
 	t.fillAggregates(e, now, &res)
-	res.DedupCount, res.FirstSeen, res.LastSeen = uint64(en.count), en.first, en.last
-	res.DedupFirst = prevCount == 0 || in.Score > prevMax || in.Tactics&^prevTactics != 0
-	res.Storm = t.cfg.StormEvery > 0 && en.count%uint32(t.cfg.StormEvery) == 0
+	if applied {
+		res.DedupCount, res.FirstSeen, res.LastSeen = uint64(en.count), en.first, en.last
+		res.Storm = t.cfg.StormEvery > 0 && en.count%uint32(t.cfg.StormEvery) == 0
+	} else {
+		res.DedupCount, res.FirstSeen, res.LastSeen = 1, at, at
+	}
 
 	// Escalations fire once per episode, on the alert that crosses.
 	nTactics := bits.OnesCount16(res.Tactics)
@@ -235,7 +273,7 @@ func (t *Tracker) Observe(in Input) Result {
 	if res.RiskSum >= uint64(t.cfg.RiskThreshold) {
 		why |= 1 << 3
 	}
-	if en.count >= 2 {
+	if applied && en.count >= 2 {
 		why |= 1 << 4
 	}
 	res.Reasons = reasonLists[why]

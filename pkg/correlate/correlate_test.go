@@ -203,14 +203,18 @@ func TestOutOfOrder(t *testing.T) {
 	assert.False(t, in.Late)
 	assert.Equal(t, uint64(2), in.Alerts)
 	assert.Equal(t, storyStartTime+10*minute-30*int64(time.Second), in.FirstSeen)
-	// 5 minutes older: enriched with the current state, state unchanged.
+	// 5 minutes older: beyond the tolerance, so flagged late, and still
+	// applied at its own time: it counts, and its tactic makes the entity
+	// cross the tactic threshold.
 	late := tr.Observe(Input{Alert: containerAlert("abc", "c", storyStartTime+5*minute), Score: 90, Tactics: tImpact})
 	assert.True(t, late.Late)
-	assert.Equal(t, uint64(2), late.Alerts)
-	assert.Zero(t, late.Tactics&tImpact)
-	assert.Empty(t, late.Escalation)
+	assert.True(t, late.DedupFirst, "the first alert of its rule")
+	assert.Equal(t, uint64(3), late.Alerts)
+	assert.NotZero(t, late.Tactics&tImpact)
+	assert.Contains(t, late.Escalation, EscMultiTactic)
 	after := tr.Observe(Input{Alert: containerAlert("abc", "d", storyStartTime+11*minute), Score: 10})
-	assert.Equal(t, uint64(3), after.Alerts, "the late alert did not count")
+	assert.False(t, after.Late)
+	assert.Equal(t, uint64(4), after.Alerts, "the late alert counts")
 	assert.Equal(t, uint64(1), tr.Late())
 }
 

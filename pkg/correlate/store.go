@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"hash/maphash"
+	"math"
 	"strings"
 	"unsafe"
 )
@@ -19,7 +20,8 @@ import (
 //     slices that only multi-rule entities use;
 //   - rule names are interned and referenced by number, with counts of
 //     their users so unused names can be dropped;
-//   - incident IDs live in a side table too: most entities never get one.
+//   - incident IDs live in a side table too: most entities never get one;
+//   - so do dedup witnesses beyond each entry's last alert (witness.go).
 //
 // An evicted entity's slot goes straight to the entity that displaced it,
 // so the slab never grows beyond the entity cap. Arena bytes are never
@@ -33,7 +35,9 @@ type ruleEntry struct {
 	count       uint32
 	scoreSum    uint32
 	tactics     uint16
+	lastTactics uint16 // of the alert at last: with lastScore, a witness (witness.go)
 	maxScore    uint8
+	lastScore   uint8
 }
 
 type entity struct {
@@ -50,6 +54,7 @@ type entity struct {
 	kind         uint8  // index into kindNames
 	maxBand      int8
 	crossed      uint8 // escalations already fired in this episode
+	samples      bool  // has witnesses in Tracker.samples
 }
 
 const (
@@ -255,8 +260,8 @@ func (t *Tracker) pushFront(s uint32, e *entity) {
 }
 
 // lookup finds the entity whose ID is in t.key, creating it when new, and
-// marks it most recently seen.
-func (t *Tracker) lookup(kind uint8) (*entity, bool) {
+// marks it most recently seen. It returns the entity's slot too.
+func (t *Tracker) lookup(kind uint8) (uint32, *entity, bool) {
 	h := uint32(maphash.Bytes(t.seed, t.key))
 	if s := t.find(h, t.key); s != 0 {
 		e := t.slot(s)
@@ -264,7 +269,7 @@ func (t *Tracker) lookup(kind uint8) (*entity, bool) {
 			t.unlink(s, e)
 			t.pushFront(s, e)
 		}
-		return e, true
+		return s, e, true
 	}
 	var s uint32
 	if t.slots >= max(t.cfg.MaxEntities, 1) {
@@ -282,7 +287,7 @@ func (t *Tracker) lookup(kind uint8) (*entity, bool) {
 	if t.arena.wantsCompaction() {
 		t.compactArena()
 	}
-	return e, false
+	return s, e, false
 }
 
 // evictOldest drops the least recently seen entity and returns its slot,
@@ -301,6 +306,10 @@ func (t *Tracker) evictOldest() uint32 {
 	}
 	t.releaseMore(e)
 	t.clearIncident(e)
+	if e.samples {
+		delete(t.samples, s)
+		e.samples = false
+	}
 	t.evicted.Add(1)
 	t.tracked.Add(-1)
 	return s
@@ -416,7 +425,7 @@ func (t *Tracker) findEntry(e *entity, rule string) *ruleEntry {
 
 // addEntry adds an entry for rule, replacing the least recently seen one
 // (the first of them on a tie) at the limit.
-func (t *Tracker) addEntry(e *entity, rule string, at int64, limit int) *ruleEntry {
+func (t *Tracker) addEntry(e *entity, side *[]sample, rule string, at int64, limit int) *ruleEntry {
 	r := t.internRule(rule)
 	fresh := ruleEntry{rule: r, first: at, last: at}
 	rest := t.rest(e)
@@ -427,6 +436,7 @@ func (t *Tracker) addEntry(e *entity, rule string, at int64, limit int) *ruleEnt
 				oldest = &rest[i]
 			}
 		}
+		dropSamples(side, math.MinInt64, oldest.rule)
 		t.releaseRule(oldest.rule)
 		*oldest = fresh
 		return oldest
@@ -449,9 +459,9 @@ func (t *Tracker) addEntry(e *entity, rule string, at int64, limit int) *ruleEnt
 	return &t.more[k][len(t.more[k])-1]
 }
 
-// expire drops entries last seen before cutoff, keeping the order of the
-// others.
-func (t *Tracker) expire(e *entity, cutoff int64) {
+// expire drops entries last seen before cutoff, with their witnesses,
+// keeping the order of the others.
+func (t *Tracker) expire(e *entity, side *[]sample, cutoff int64) {
 	if e.e0.rule == 0 {
 		return
 	}
@@ -460,11 +470,13 @@ func (t *Tracker) expire(e *entity, cutoff int64) {
 	if e.e0.last >= cutoff {
 		w = 1
 	} else {
+		dropSamples(side, math.MinInt64, e.e0.rule)
 		t.releaseRule(e.e0.rule)
 	}
 	for _, en := range rest {
 		switch {
 		case en.last < cutoff:
+			dropSamples(side, math.MinInt64, en.rule)
 			t.releaseRule(en.rule)
 		case w == 0:
 			e.e0 = en
