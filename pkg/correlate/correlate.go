@@ -122,7 +122,9 @@ type Tracker struct {
 
 	// samples holds, by slot, the witnesses of entities that have more
 	// than their entries' last alerts (entity.samples is set); see sample.
-	samples map[uint32][]sample
+	samples      map[uint32][]sample
+	sampleCount  int // samples held in samples
+	sampleBudget int // most samples held (maxTrackerSamples; tests lower it)
 
 	key         []byte // scratch: the entity ID of the alert being observed
 	scores      []uint8
@@ -135,20 +137,21 @@ type Tracker struct {
 // NewTracker returns a tracker for cfg (validated by config.Parse).
 func NewTracker(cfg config.Correlation) *Tracker {
 	return &Tracker{
-		cfg:       cfg,
-		window:    int64(cfg.WindowSec) * 1e9,
-		riskWin:   int64(cfg.RiskWindowSec) * 1e9,
-		tol:       int64(cfg.OutOfOrderSec) * 1e9,
-		horizon:   int64(max(cfg.WindowSec, cfg.RiskWindowSec)) * 1e9,
-		samples:   make(map[uint32][]sample),
-		pages:     []*[pageSize]entity{new([pageSize]entity)},
-		table:     make([]uint32, 64),
-		seed:      maphash.MakeSeed(),
-		arena:     idArena{compactMin: compactMin},
-		ruleNames: make([]ruleName, 1),
-		ruleIdx:   make(map[string]uint32),
-		sweepAt:   maxInterned,
-		internMin: maxInterned,
+		cfg:          cfg,
+		window:       int64(cfg.WindowSec) * 1e9,
+		riskWin:      int64(cfg.RiskWindowSec) * 1e9,
+		tol:          int64(cfg.OutOfOrderSec) * 1e9,
+		horizon:      int64(max(cfg.WindowSec, cfg.RiskWindowSec)) * 1e9,
+		samples:      make(map[uint32][]sample),
+		sampleBudget: maxTrackerSamples,
+		pages:        []*[pageSize]entity{new([pageSize]entity)},
+		table:        make([]uint32, 64),
+		seed:         maphash.MakeSeed(),
+		arena:        idArena{compactMin: compactMin},
+		ruleNames:    make([]ruleName, 1),
+		ruleIdx:      make(map[string]uint32),
+		sweepAt:      maxInterned,
+		internMin:    maxInterned,
 	}
 }
 
@@ -213,7 +216,7 @@ func (t *Tracker) Observe(in Input) Result {
 		// but witnesses other alerts of that run.
 		applied = false
 	}
-	addSample(&side, en, x)
+	addSample(&side, en, x, t.sampleCount >= t.sampleBudget)
 	t.storeSamples(s, e, orig, side)
 	if applied {
 		en.count++

@@ -384,3 +384,49 @@ func TestHigherEarlierAlertWitnessesForOneWindow(t *testing.T) {
 	assert.True(t, observeAt(tr, "abc", "r", 960*second, 50, tImpact).DedupFirst, "a tactic the rule had not shown")
 	assert.False(t, observeAt(tr, "abc", "r", 970*second, 50, 0).DedupFirst, "no tactic: any witness will do")
 }
+
+// The side witnesses of all entities together stay within the tracker's
+// budget (memory bounded by bytes), the count matches what is held, and
+// evictions give their share back. A full budget only adds dedup.first.
+func TestSampleBudgetBoundsAllEntities(t *testing.T) {
+	tr := newTracker(func(c *config.Correlation) { c.MaxEntities = 50 })
+	tr.sampleBudget = 100
+	held := func() int {
+		n := 0
+		for _, l := range tr.samples {
+			n += len(l)
+		}
+		return n
+	}
+	// Each entity's alerts arrive newest first with falling scores: every
+	// one after the first is late and kept as a witness while room lasts.
+	for c := 0; c < 80; c++ {
+		name := fmt.Sprintf("c%d", c)
+		for i := 0; i < 20; i++ {
+			observeAt(tr, name, "r", int64(200-i)*second, uint8(90-i), tExecution)
+		}
+		require.Equal(t, held(), tr.sampleCount, "after entity %d", c)
+		require.LessOrEqual(t, tr.sampleCount, 100, "after entity %d", c)
+	}
+	assert.Equal(t, uint64(30), tr.Evicted())
+	assert.Positive(t, tr.sampleCount)
+
+	// With the budget spent (and no eviction to free some), a newcomer
+	// cannot keep its late alert at 100 s as a witness, so the alert at
+	// 150 s that it would have made a repeat is raised: the budget costs a
+	// duplicate, never a hidden alert.
+	spent := func(tr *Tracker) Result {
+		observeAt(tr, "fresh", "r", 300*second, 50, tExecution)
+		observeAt(tr, "fresh", "r", 100*second, 60, tExecution)
+		return observeAt(tr, "fresh", "r", 150*second, 60, tExecution)
+	}
+	full := newTracker(nil)
+	full.sampleBudget = 10
+	for i := 0; i < 20; i++ {
+		observeAt(full, "busy", "r", int64(200-i)*second, uint8(90-i), tExecution)
+	}
+	require.Equal(t, full.sampleBudget, full.sampleCount)
+	assert.True(t, spent(full).DedupFirst)
+	assert.Equal(t, full.sampleBudget, full.sampleCount)
+	assert.False(t, spent(newTracker(nil)).DedupFirst, "with room, the 100 s alert witnesses the 150 s one")
+}

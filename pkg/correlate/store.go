@@ -307,6 +307,7 @@ func (t *Tracker) evictOldest() uint32 {
 	t.releaseMore(e)
 	t.clearIncident(e)
 	if e.samples {
+		t.sampleCount -= len(t.samples[s])
 		delete(t.samples, s)
 		e.samples = false
 	}

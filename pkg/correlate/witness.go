@@ -67,6 +67,13 @@ type sample struct {
 // entity's rules, inside one window.
 const maxSamples = 256
 
+// maxTrackerSamples bounds the side samples of all entities together (16
+// bytes each: 16 MiB), so memory stays bounded by bytes whatever the caps
+// on entities allow (100,000 entities × maxSamples would be 400 MiB). With
+// the budget spent, an entity replaces its own oldest sample, or keeps
+// none: a missing witness can only add dedup.first, never hide an alert.
+const maxTrackerSamples = 1 << 20
+
 // covers says whether d witnesses every alert at or after d.at that w
 // witnesses.
 func covers(d, w sample) bool {
@@ -102,7 +109,8 @@ func (en *ruleEntry) tail() sample {
 
 // addSample records x, an alert of en's rule, among the witnesses. en.last
 // is not updated yet; an entry with count 0 was just created for x.
-func addSample(side *[]sample, en *ruleEntry, x sample) {
+// full says the tracker's sample budget is spent.
+func addSample(side *[]sample, en *ruleEntry, x sample, full bool) {
 	x.rule = en.rule
 	if en.count == 0 {
 		en.lastScore, en.lastTactics = x.score, x.tactics
@@ -125,7 +133,10 @@ func addSample(side *[]sample, en *ruleEntry, x sample) {
 		}
 		keep = tail
 	}
-	if len(*side) >= maxSamples {
+	if full && len(*side) == 0 {
+		return
+	}
+	if len(*side) >= maxSamples || full {
 		oldest := 0
 		for i, w := range *side {
 			if w.at < (*side)[oldest].at {
@@ -151,10 +162,12 @@ func (t *Tracker) storeSamples(s uint32, e *entity, orig, l []sample) {
 	switch {
 	case len(l) == 0:
 		if e.samples {
+			t.sampleCount -= len(orig)
 			delete(t.samples, s)
 			e.samples = false
 		}
 	case len(l) != len(orig) || &l[0] != &orig[0]:
+		t.sampleCount += len(l) - len(orig)
 		t.samples[s] = l
 		e.samples = true
 	}
