@@ -68,7 +68,7 @@ func BenchmarkExtractAllFieldsOneCall(b *testing.B) {
 	reqs := triageRequests()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if _, err := p.Extract(evts[i%len(evts)], reqs...); err != nil {
+		if _, err := p.ExtractOneCall(evts[i%len(evts)], reqs...); err != nil {
 			b.Fatal(err)
 		}
 	}

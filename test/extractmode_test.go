@@ -26,13 +26,13 @@ func TestAsyncExtractionGivesTheSameValues(t *testing.T) {
 	require.NotEmpty(t, syncEvts)
 	reqs := triageRequests()
 	for i := range syncEvts {
-		want, err := syncP.Extract(syncEvts[i], reqs...)
+		want, err := syncP.ExtractOneCall(syncEvts[i], reqs...)
 		require.NoError(t, err)
-		got, err := asyncP.Extract(asyncEvts[i], reqs...)
+		got, err := asyncP.ExtractOneCall(asyncEvts[i], reqs...)
 		require.NoError(t, err)
 		require.Equal(t, want, got, "event %d", i)
 		// and one field per call, as libsinsp asks
-		each, err := asyncP.ExtractEach(asyncEvts[i], reqs...)
+		each, err := asyncP.Extract(asyncEvts[i], reqs...)
 		require.NoError(t, err)
 		require.Equal(t, want, each, "event %d, one call per field", i)
 	}

@@ -218,3 +218,92 @@ func TestGetOddFieldIDs(t *testing.T) {
 	}
 	assert.Empty(t, pool.reqs, "no slots for IDs beyond the direct range")
 }
+
+// TestSameFieldTwiceInOneCall: one extract_fields call may ask for the same
+// field ID with different arguments; each request keeps its own value,
+// for strings, string lists and numbers, with and without value offsets.
+func TestSameFieldTwiceInOneCall(t *testing.T) {
+	for _, withOffsets := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no offsets", true: "offsets"}[withOffsets], func(t *testing.T) {
+			pool := NewRequestPool()
+			defer pool.Free()
+			str := func(key string) goField {
+				return goField{fieldID: 9, ftype: sdk.FieldTypeCharBuf, field: cstr("alert.field"), argKey: cstr(key), argPresent: 1}
+			}
+			fields := []goField{
+				str("proc.name"),
+				{fieldID: 4, ftype: sdk.FieldTypeUint64, field: cstr("n"), argKey: cstr("1"), argPresent: 1},
+				str("fd.name"),
+				{fieldID: 5, ftype: sdk.FieldTypeCharBuf, flist: 1, field: cstr("l"), argKey: cstr("a"), argPresent: 1},
+				{fieldID: 4, ftype: sdk.FieldTypeUint64, field: cstr("n"), argKey: cstr("2"), argPresent: 1},
+				{fieldID: 5, ftype: sdk.FieldTypeCharBuf, flist: 1, field: cstr("l"), argKey: cstr("b"), argPresent: 1},
+				str("proc.name"), // the same argument twice: two answers too
+			}
+			var offs *struct{ start, length *uint32 }
+			if withOffsets {
+				offs = &struct{ start, length *uint32 }{}
+			}
+			// Long values make every later SetValue grow its buffer, which
+			// would move or free memory an earlier request still points at.
+			set := func(i int, r sdk.ExtractRequest) {
+				key := r.ArgKey()
+				switch r.FieldID() {
+				case 9:
+					r.SetValue(strings.Repeat(key, 10*(i+1)))
+				case 4:
+					r.SetValue(uint64(1000 + i))
+				case 5:
+					r.SetValue([]string{key, strings.Repeat(key, 100*(i+1))})
+				}
+				r.SetValueOffset(uint32(i), uint32(10*i))
+			}
+			for round := 0; round < 3; round++ {
+				hostCall(pool, fields, offs, set)
+				assert.Equal(t, []string{strings.Repeat("proc.name", 10)}, cStrings(&fields[0]))
+				assert.Equal(t, []uint64{1001}, unsafe.Slice((*uint64)(fields[1].res), fields[1].resLen))
+				assert.Equal(t, []string{strings.Repeat("fd.name", 30)}, cStrings(&fields[2]))
+				assert.Equal(t, []string{"a", strings.Repeat("a", 400)}, cStrings(&fields[3]))
+				assert.Equal(t, []uint64{1004}, unsafe.Slice((*uint64)(fields[4].res), fields[4].resLen))
+				assert.Equal(t, []string{"b", strings.Repeat("b", 600)}, cStrings(&fields[5]))
+				assert.Equal(t, []string{strings.Repeat("proc.name", 70)}, cStrings(&fields[6]))
+				if withOffsets {
+					require.NotNil(t, offs.start)
+					assert.Equal(t, []uint32{0, 1, 2, 3, 4, 5, 6}, unsafe.Slice(offs.start, len(fields)))
+					assert.Equal(t, []uint32{0, 10, 20, 30, 40, 50, 60}, unsafe.Slice(offs.length, len(fields)))
+				}
+			}
+			// Repeating the call reuses the buffers: one extra per repeat.
+			assert.Len(t, pool.Get(9).(*Request).more, 2)
+			assert.Len(t, pool.Get(4).(*Request).more, 1)
+		})
+	}
+}
+
+// TestOneFieldPerCallKeepsOneBuffer: libsinsp's one field per call, from
+// the same struct or a fresh one each time, always writes into the
+// request's first buffer, and the value of another field stays put.
+func TestOneFieldPerCallKeepsOneBuffer(t *testing.T) {
+	pool := NewRequestPool()
+	defer pool.Free()
+	other := []goField{{fieldID: 2, ftype: sdk.FieldTypeCharBuf, field: cstr("other")}}
+	hostCall(pool, other, nil, func(_ int, r sdk.ExtractRequest) { r.SetValue("kept") })
+	one := []goField{{fieldID: 9, ftype: sdk.FieldTypeCharBuf, field: cstr("alert.field")}}
+	for i := 0; i < 5; i++ {
+		hostCall(pool, one, nil, func(_ int, r sdk.ExtractRequest) { r.SetValue(strings.Repeat("v", i+1)) })
+		assert.Equal(t, []string{strings.Repeat("v", i+1)}, cStrings(&one[0]))
+		// A struct elsewhere (not right after one[0], which would read as
+		// the same call going on).
+		pair := make([]goField, 2)
+		fresh := pair[1:]
+		if uintptr(unsafe.Pointer(&fresh[0])) == uintptr(unsafe.Pointer(&one[0]))+unsafe.Sizeof(one[0]) {
+			fresh = pair[:1]
+		}
+		fresh[0] = one[0]
+		hostCall(pool, fresh, nil, func(_ int, r sdk.ExtractRequest) { r.SetValue("fresh") })
+		assert.Equal(t, []string{"fresh"}, cStrings(&fresh[0]))
+	}
+	r := pool.Get(9).(*Request)
+	assert.Empty(t, r.more, "no extra buffer without a repeat in one call")
+	assert.Same(t, &r.first, r.res())
+	assert.Equal(t, []string{"kept"}, cStrings(&other[0]))
+}

@@ -83,14 +83,25 @@ func (b *cBuf) free() {
 }
 
 // RequestPool is an sdk.ExtractRequestPool: one request per field ID, each
-// with its own result buffer, valid until that field is extracted again
-// (what the plugin API asks of result memory).
+// with its own result buffers. The plugin API asks that a result stay valid
+// until the next extract_fields call; here a field's first answer in a call
+// stays valid until that field ID is asked for again.
+//
+// One call may ask for the same field ID several times (alert.field with
+// two keys; Falco asks one field per call, the API allows more):
+// plugin-sdk-go v0.8.3 then hands out the same request for each, so a
+// request keeps one buffer per repetition within the call (see SetPtr).
 type RequestPool struct {
 	reqs    []*Request       // by field ID, for the IDs a plugin has
 	odd     map[int]*Request // any other ID the host sends
 	offsets struct {
 		start, length cBuf
 	}
+	// last is the address of the request struct of the last SetPtr (only
+	// compared, never followed; 0 = none), call counts the extract_fields
+	// calls seen (see SetPtr).
+	last uintptr
+	call uint64
 }
 
 // maxDirectID bounds the slice of requests: IDs beyond it (no triage field
@@ -111,7 +122,7 @@ func (p *RequestPool) Get(id int) sdk.ExtractRequest {
 		}
 		r := p.odd[id]
 		if r == nil {
-			r = &Request{}
+			r = &Request{pool: p}
 			p.odd[id] = r
 		}
 		return r
@@ -121,7 +132,7 @@ func (p *RequestPool) Get(id int) sdk.ExtractRequest {
 	}
 	r := p.reqs[id]
 	if r == nil {
-		r = &Request{}
+		r = &Request{pool: p}
 		p.reqs[id] = r
 	}
 	return r
@@ -131,6 +142,7 @@ func (p *RequestPool) Get(id int) sdk.ExtractRequest {
 // n entries owned by the pool (called by the SDK outside any recover: out
 // of C memory, the host gets no offsets rather than a crash).
 func (p *RequestPool) MakeOffsetArrayPtrs(offsets unsafe.Pointer, n uint32) {
+	p.last = 0 // the SDK calls this first in a call: the next field starts one
 	size := int(n) * 4
 	start := p.offsets.start.ensure(size)
 	length := p.offsets.length.ensure(size)
@@ -148,25 +160,77 @@ func (p *RequestPool) MakeOffsetArrayPtrs(offsets unsafe.Pointer, n uint32) {
 func (p *RequestPool) Free() {
 	for _, r := range p.reqs {
 		if r != nil {
-			r.res.free()
+			r.free()
 		}
 	}
 	for _, r := range p.odd {
-		r.res.free()
+		r.free()
 	}
-	p.reqs, p.odd = nil, nil
+	p.reqs, p.odd, p.last = nil, nil, 0
 	p.offsets.start.free()
 	p.offsets.length.free()
 }
 
-// Request is an sdk.ExtractRequest writing into its own C buffer.
+// Request is an sdk.ExtractRequest writing into C buffers of its own.
 type Request struct {
+	pool             *RequestPool
 	req              *C.cabi_extract_field
 	offStart, offLen *C.uint32_t
-	res              cBuf
+	call             uint64  // the pool's call in which this ID was last asked
+	slot             int     // its repetition in that call: 0 first, k the k+1th
+	first            cBuf    // the buffer of the first request for this ID in a call
+	more             []*cBuf // more[k-1]: the buffer of repetition k
 }
 
-func (r *Request) SetPtr(p unsafe.Pointer) { r.req = (*C.cabi_extract_field)(p) }
+// fieldSize is sizeof(ss_plugin_extract_field).
+const fieldSize = C.sizeof_cabi_extract_field
+
+// SetPtr points the request at the host's ss_plugin_extract_field p and
+// picks the buffer its value goes to.
+//
+// plugin-sdk-go (symbols/extract, plugin_extract_fields_sync) answers one
+// call with a loop over the host's array: Get(field_id), SetPtr(&fields[i]),
+// then Extract, i = 0, 1, ... So within one call each SetPtr names the
+// struct right after the previous one; a SetPtr that does not starts a new
+// call (and so does MakeOffsetArrayPtrs, which the SDK runs before the
+// loop). A new call whose array happens to start right after the previous
+// call's last struct is taken for the same call: that only keeps an older
+// value alive in its own buffer, never shares one. The first request for an
+// ID in a call writes into the request's first buffer, as one buffer per
+// field ID did before; a repeat within the call gets a buffer of its own.
+func (r *Request) SetPtr(p unsafe.Pointer) {
+	r.req = (*C.cabi_extract_field)(p)
+	pool, at := r.pool, uintptr(p)
+	if at != pool.last+fieldSize { // last 0: never equal, page zero is no struct
+		pool.call++
+	}
+	pool.last = at
+	if r.call != pool.call {
+		r.call, r.slot = pool.call, 0
+		return
+	}
+	r.slot++
+	for len(r.more) < r.slot {
+		r.more = append(r.more, &cBuf{})
+	}
+}
+
+// res is the buffer the current request's value goes to.
+func (r *Request) res() *cBuf {
+	if r.slot == 0 {
+		return &r.first
+	}
+	return r.more[r.slot-1]
+}
+
+func (r *Request) free() {
+	r.first.free()
+	for _, b := range r.more {
+		b.free()
+	}
+	r.more, r.slot = nil, 0
+}
+
 func (r *Request) SetOffsetPtrs(start, length unsafe.Pointer) {
 	r.offStart, r.offLen = (*C.uint32_t)(start), (*C.uint32_t)(length)
 }
@@ -258,13 +322,13 @@ func (r *Request) setU64s(vs []uint64) { copy(r.u64s(len(vs)), vs) }
 
 // u64s points the result at n uint64 slots of the buffer.
 func (r *Request) u64s(n int) []uint64 {
-	p := r.res.mustEnsure(max(n, 1) * 8)
+	p := r.res().mustEnsure(max(n, 1) * 8)
 	r.req.res, r.req.res_len = p, C.uint64_t(n)
 	return unsafe.Slice((*uint64)(p), max(n, 1))[:n]
 }
 
 func (r *Request) u32s(n int) []uint32 {
-	p := r.res.mustEnsure(max(n, 1) * 4)
+	p := r.res().mustEnsure(max(n, 1) * 4)
 	r.req.res, r.req.res_len = p, C.uint64_t(n)
 	return unsafe.Slice((*uint32)(p), max(n, 1))[:n]
 }
@@ -286,7 +350,7 @@ func (r *Request) setStrings(list []string, one string) {
 	for i := 0; i < n; i++ {
 		size += len(at(i)) + 1
 	}
-	base := r.res.mustEnsure(size)
+	base := r.res().mustEnsure(size)
 	ptrs := unsafe.Slice((*unsafe.Pointer)(base), max(n, 1))
 	bytes := unsafe.Slice((*byte)(base), size)
 	off := max(n, 1) * 8

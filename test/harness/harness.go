@@ -1325,45 +1325,54 @@ func (p *Plugin) compatibleLocked(e *Event) bool {
 	return true
 }
 
-// Extract sends all requests in ONE plugin_extract_fields call, with
-// field_id = the field's index in Fields(), ftype/flist from Fields() and
-// arg_key/arg_index/arg_present set like libsinsp. Values are copied out
-// before returning. If the event's source or type is not one the plugin
-// extracts from, Falco does not call the plugin and neither does Extract
-// (all values come back not Present).
+// Extract extracts the requests the way Falco does (falco-facts.md fact 7):
+// one plugin_extract_fields call per request, num_fields = 1, from one
+// request struct the harness reuses, as libsinsp's
+// sinsp_filter_check_plugin::extract_nocache (libs
+// userspace/libsinsp/plugin_filtercheck.cpp) asks from its stack. field_id
+// is the field's index in Fields(), ftype/flist come from Fields() and
+// arg_key/arg_index/arg_present are set like libsinsp. Each value is copied
+// out right after its call, before the next one (the plugin API keeps a
+// result valid only until the next extract_fields call). If the event's
+// source or type is not one the plugin extracts from, Falco does not call
+// the plugin and neither does Extract (all values come back not Present).
 //
-// Note: libsinsp's filterchecks actually call extract_fields with one field
-// at a time; see ExtractEach. With plugin-sdk-go v0.8.3, requesting the same
-// field twice in one call returns the LAST request's value for both (the SDK
-// keeps one result buffer per field id); Extract detects duplicates and
-// returns an error rather than wrong values.
+// ExtractOneCall asks for all requests in one call instead.
 func (p *Plugin) Extract(e *Event, reqs ...Request) ([]Value, error) {
-	v, _, err := p.extract(e, reqs, false)
+	v, _, err := p.extract(e, reqs, false, false)
 	return v, err
 }
 
-// ExtractWithOffsets is Extract with value_offsets passed (as Falco >= 0.41
-// may do). offs is nil when the plugin left the offset arrays NULL (no
-// offsets support); otherwise offs[i] belongs to reqs[i].
-func (p *Plugin) ExtractWithOffsets(e *Event, reqs ...Request) (vals []Value, offs []Offset, err error) {
-	return p.extract(e, reqs, true)
-}
-
-// ExtractEach extracts the requests one plugin_extract_fields call each
-// (num_fields = 1), which is what libsinsp's filterchecks do.
+// ExtractEach is Extract (one call per request); it predates Extract's
+// switch to that mode.
 func (p *Plugin) ExtractEach(e *Event, reqs ...Request) ([]Value, error) {
-	out := make([]Value, 0, len(reqs))
-	for _, r := range reqs {
-		v, _, err := p.extract(e, []Request{r}, false)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v[0])
-	}
-	return out, nil
+	return p.Extract(e, reqs...)
 }
 
-func (p *Plugin) extract(e *Event, reqs []Request, withOffsets bool) ([]Value, []Offset, error) {
+// ExtractWithOffsets is Extract with value_offsets passed (as Falco >= 0.41
+// may do), one call per request. offs is nil when the plugin left the offset
+// arrays NULL in every call (no offsets support); otherwise offs[i] belongs
+// to reqs[i] (zero where that call left them NULL).
+func (p *Plugin) ExtractWithOffsets(e *Event, reqs ...Request) (vals []Value, offs []Offset, err error) {
+	return p.extract(e, reqs, true, false)
+}
+
+// ExtractOneCall sends all requests in ONE plugin_extract_fields call
+// (num_fields = len(reqs)), which Falco never does but the plugin API
+// allows. The same field may be asked for more than once (say with two
+// arguments); each request must get its own value. Values are copied out
+// after the call.
+func (p *Plugin) ExtractOneCall(e *Event, reqs ...Request) ([]Value, error) {
+	v, _, err := p.extract(e, reqs, false, true)
+	return v, err
+}
+
+// ExtractOneCallWithOffsets is ExtractOneCall with value_offsets passed.
+func (p *Plugin) ExtractOneCallWithOffsets(e *Event, reqs ...Request) (vals []Value, offs []Offset, err error) {
+	return p.extract(e, reqs, true, true)
+}
+
+func (p *Plugin) extract(e *Event, reqs []Request, withOffsets, oneCall bool) ([]Value, []Offset, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer runtime.KeepAlive(e)
@@ -1373,7 +1382,7 @@ func (p *Plugin) extract(e *Event, reqs []Request, withOffsets bool) ([]Value, [
 	if p.caps&CapExtraction == 0 {
 		return nil, nil, errors.New("harness: plugin has no field extraction capability")
 	}
-	rrs, err := p.resolveRequests(reqs, true)
+	rrs, err := p.resolveRequests(reqs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1386,62 +1395,86 @@ func (p *Plugin) extract(e *Event, reqs []Request, withOffsets bool) ([]Value, [
 	}
 
 	n := len(reqs)
-	cf, free, err := p.cFieldsLocked(rrs)
+	// One more struct than requests: the one the per-request calls reuse.
+	cf, free, err := p.cFieldsLocked(rrs, 1)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer free()
-	base := unsafe.Pointer(&cf[0])
-	var offStart, offLen *C.uint32_t
 	want := C.int(0)
 	if withOffsets {
 		want = 1
 	}
-	rc := Result(C.hs_extract(p.api, p.state, p.owner, e.raw, C.uint64_t(e.Num), e.srcC,
-		C.uint32_t(n), (*C.ss_plugin_extract_field)(base), want, &offStart, &offLen))
-	if rc != Success {
-		return nil, nil, &CallError{Op: "extract_fields", Result: rc, Msg: p.fetchLastErrorLocked()}
+	var offs []Offset
+	call := func(first *C.ss_plugin_extract_field, num int) (starts, lens []uint32, err error) {
+		var offStart, offLen *C.uint32_t
+		rc := Result(C.hs_extract(p.api, p.state, p.owner, e.raw, C.uint64_t(e.Num), e.srcC,
+			C.uint32_t(num), first, want, &offStart, &offLen))
+		if rc != Success {
+			return nil, nil, &CallError{Op: "extract_fields", Result: rc, Msg: p.fetchLastErrorLocked()}
+		}
+		if withOffsets && offStart != nil && offLen != nil {
+			starts = unsafe.Slice((*uint32)(unsafe.Pointer(offStart)), num)
+			lens = unsafe.Slice((*uint32)(unsafe.Pointer(offLen)), num)
+		}
+		return starts, lens, nil
 	}
-	for k := range cf {
-		if err := readValue(&cf[k], &vals[k], reqs[k].Field); err != nil {
+	if oneCall {
+		starts, lens, err := call(&cf[0], n)
+		if err != nil {
 			return nil, nil, err
 		}
+		for k := range n {
+			if err := readValue(&cf[k], &vals[k], reqs[k].Field); err != nil {
+				return nil, nil, err
+			}
+		}
+		if starts != nil {
+			offs = make([]Offset, n)
+			for k := range offs {
+				offs[k] = Offset{Start: starts[k], Length: lens[k]}
+			}
+		}
+		return vals, offs, nil
 	}
-	var offs []Offset
-	if withOffsets && offStart != nil && offLen != nil {
-		starts := unsafe.Slice((*uint32)(unsafe.Pointer(offStart)), n)
-		lens := unsafe.Slice((*uint32)(unsafe.Pointer(offLen)), n)
-		offs = make([]Offset, n)
-		for k := range offs {
-			offs[k] = Offset{Start: starts[k], Length: lens[k]}
+	slot := &cf[n]
+	for k := range n {
+		*slot = cf[k]
+		starts, lens, err := call(slot, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := readValue(slot, &vals[k], reqs[k].Field); err != nil {
+			return nil, nil, err
+		}
+		if starts != nil {
+			if offs == nil {
+				offs = make([]Offset, n)
+			}
+			offs[k] = Offset{Start: starts[0], Length: lens[0]}
 		}
 	}
 	return vals, offs, nil
 }
 
-// resolveRequests resolves reqs; oneCall refuses a field asked twice, since
-// one extract_fields call answers both in the same result buffer.
-func (p *Plugin) resolveRequests(reqs []Request, oneCall bool) ([]resolvedReq, error) {
+// resolveRequests resolves reqs. A field may appear more than once (the
+// plugin API allows it in one call; see ExtractOneCall).
+func (p *Plugin) resolveRequests(reqs []Request) ([]resolvedReq, error) {
 	rrs := make([]resolvedReq, len(reqs))
-	seen := map[int]bool{}
 	for k, r := range reqs {
 		rr, err := p.resolveRequest(r)
 		if err != nil {
 			return nil, err
 		}
-		if oneCall && seen[rr.idx] && !allowDuplicateFields {
-			return nil, fmt.Errorf("harness: field %s requested twice in one extract_fields call; plugin-sdk-go reuses one result buffer per field id, use ExtractEach", r.Field)
-		}
-		seen[rr.idx] = true
 		rrs[k] = rr
 	}
 	return rrs, nil
 }
 
-// cFieldsLocked builds the C request array for resolved requests; free
-// releases it and its argument keys.
-func (p *Plugin) cFieldsLocked(rrs []resolvedReq) (cf []C.ss_plugin_extract_field, free func(), err error) {
-	base := C.calloc(C.size_t(len(rrs)), C.size_t(C.sizeof_ss_plugin_extract_field))
+// cFieldsLocked builds the C request array for resolved requests, followed
+// by spare zeroed structs; free releases it and its argument keys.
+func (p *Plugin) cFieldsLocked(rrs []resolvedReq, spare int) (cf []C.ss_plugin_extract_field, free func(), err error) {
+	base := C.calloc(C.size_t(len(rrs)+spare), C.size_t(C.sizeof_ss_plugin_extract_field))
 	if base == nil {
 		return nil, nil, errors.New("harness: out of memory")
 	}
@@ -1452,7 +1485,7 @@ func (p *Plugin) cFieldsLocked(rrs []resolvedReq) (cf []C.ss_plugin_extract_fiel
 		}
 		C.free(base)
 	}
-	cf = unsafe.Slice((*C.ss_plugin_extract_field)(base), len(rrs))
+	cf = unsafe.Slice((*C.ss_plugin_extract_field)(base), len(rrs)+spare)
 	for k, rr := range rrs {
 		f := p.fields[rr.idx]
 		cf[k].field_id = C.uint32_t(rr.idx)
@@ -1486,7 +1519,7 @@ func (p *Plugin) TimeExtract(evts []*Event, reqs []Request, perField bool, round
 	if p.caps&CapExtraction == 0 {
 		return 0, errors.New("harness: plugin has no field extraction capability")
 	}
-	rrs, err := p.resolveRequests(reqs, !perField)
+	rrs, err := p.resolveRequests(reqs)
 	if err != nil {
 		return 0, err
 	}
@@ -1503,7 +1536,7 @@ func (p *Plugin) TimeExtract(evts []*Event, reqs []Request, perField bool, round
 		}
 		raws[k], nums[k] = e.raw, C.uint64_t(e.Num)
 	}
-	cf, free, err := p.cFieldsLocked(rrs)
+	cf, free, err := p.cFieldsLocked(rrs, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -1585,10 +1618,6 @@ func (p *Plugin) testOwnerGetTable(name string) (found bool, ownerErr string) {
 
 // mallocInUse reports glibc's in-use malloc bytes (test-only leak probe).
 func mallocInUse() uint64 { return uint64(C.hs_malloc_in_use()) }
-
-// allowDuplicateFields disables Extract's duplicate-field guard (test-only,
-// to observe plugin-sdk-go's behaviour).
-var allowDuplicateFields = false
 
 // layout returns hs_layout's numbers (see TestABILayout).
 func layout() []uint64 {
