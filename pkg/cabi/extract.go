@@ -182,6 +182,10 @@ type Request struct {
 	more             []*cBuf // more[k-1]: the buffer of repetition k
 }
 
+// maxRepeats bounds the repetitions of one field ID that one call gets
+// separate buffers for.
+const maxRepeats = 256
+
 // fieldSize is sizeof(ss_plugin_extract_field).
 const fieldSize = C.sizeof_cabi_extract_field
 
@@ -210,6 +214,13 @@ func (r *Request) SetPtr(p unsafe.Pointer) {
 		return
 	}
 	r.slot++
+	if r.slot > maxRepeats {
+		// More repeats than any real call makes: rather a host whose
+		// arrays keep landing end to end. Starting over bounds the buffers.
+		pool.call++
+		r.call, r.slot = pool.call, 0
+		return
+	}
 	for len(r.more) < r.slot {
 		r.more = append(r.more, &cBuf{})
 	}
