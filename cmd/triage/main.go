@@ -23,7 +23,8 @@ import (
 	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/fields"
-	"github.com/triage-dev/triage/pkg/input"
+	"github.com/triage-dev/triage/pkg/ingest"
+	"github.com/triage-dev/triage/pkg/input/file"
 	"github.com/triage-dev/triage/pkg/kb"
 	"github.com/triage-dev/triage/pkg/report"
 	"github.com/triage-dev/triage/pkg/risk"
@@ -97,7 +98,7 @@ type parsed struct {
 func readAlerts(r io.Reader, name string, stderr io.Writer, progress func(n int64)) (good []parsed, bad int, err error) {
 	var p alert.Parser
 	const maxLine = 16 << 20
-	err = input.ReadLines(context.Background(), r, name, maxLine, func(line []byte, pos input.LinePos) error {
+	err = file.ReadLines(context.Background(), r, name, maxLine, func(line []byte, pos file.LinePos) error {
 		if progress != nil {
 			progress(pos.LineNo)
 		}
@@ -107,14 +108,14 @@ func readAlerts(r io.Reader, name string, stderr io.Writer, progress func(n int6
 			fmt.Fprintf(stderr, "%s:%d: rejected: %v\n", name, pos.LineNo, err)
 			return nil
 		}
-		if a.Source == input.LoopSource {
+		if a.Source == ingest.LoopSource {
 			bad++
-			fmt.Fprintf(stderr, "%s:%d: skipped: source %s is triage's own output (loop guard)\n", name, pos.LineNo, input.LoopSource)
+			fmt.Fprintf(stderr, "%s:%d: skipped: source %s is triage's own output (loop guard)\n", name, pos.LineNo, ingest.LoopSource)
 			return nil
 		}
 		good = append(good, parsed{line: pos.LineNo, raw: append([]byte(nil), line...), alert: a})
 		return nil
-	}, func(pos input.LinePos, length int64) {
+	}, func(pos file.LinePos, length int64) {
 		bad++
 		fmt.Fprintf(stderr, "%s:%d: rejected: line of %d bytes is over the %d byte limit\n", name, pos.LineNo, length, maxLine)
 	})

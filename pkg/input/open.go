@@ -1,3 +1,7 @@
+// Package input is the switchboard: it parses open_params (ParseOpenParams)
+// and starts the transport they name (Start), webhook (package
+// input/webhook) or file (package input/file), feeding the shared queue of
+// package ingest.
 package input
 
 import (
@@ -13,6 +17,9 @@ import (
 
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
+	"github.com/triage-dev/triage/pkg/ingest"
+	"github.com/triage-dev/triage/pkg/input/file"
+	"github.com/triage-dev/triage/pkg/input/webhook"
 	"github.com/triage-dev/triage/pkg/logging"
 )
 
@@ -73,7 +80,7 @@ func ParseOpenParams(params string) (Spec, error) {
 // Input is a running input feeding a queue.
 type Input struct {
 	Spec    Spec
-	Webhook *Webhook // set for KindWebhook
+	Webhook *webhook.Server // set for KindWebhook
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -85,12 +92,12 @@ func (in *Input) Finite() bool { return in.Spec.Kind == KindOnce }
 
 // Start opens the input described by spec and starts feeding q. Errors
 // that a user can fix (busy port, missing file) are returned here.
-func Start(spec Spec, cfg config.Config, q *AlertQueue, c *Counters, log *logging.Logger) (*Input, error) {
+func Start(spec Spec, cfg config.Config, q *ingest.AlertQueue, c *ingest.Counters, log *logging.Logger) (*Input, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &Input{Spec: spec, cancel: cancel}
 	switch spec.Kind {
 	case KindWebhook:
-		w, err := ListenWebhook(spec.URL, cfg, q, c, log)
+		w, err := webhook.Listen(spec.URL, cfg, q, c, log)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -109,7 +116,7 @@ func Start(spec Spec, cfg config.Config, q *AlertQueue, c *Counters, log *loggin
 		}
 		in.run(func() error {
 			defer q.Close()
-			return ReadOnce(ctx, spec.Path, cfg.MaxEventBytes, lineSink(ctx, q, c, cfg, log), oversizeSink(c, log))
+			return file.ReadOnce(ctx, spec.Path, cfg.MaxEventBytes, lineSink(ctx, q, c, cfg, log), oversizeSink(c, log))
 		}, log)
 	case KindFollow:
 		dir := filepath.Dir(spec.Path)
@@ -117,7 +124,7 @@ func Start(spec Spec, cfg config.Config, q *AlertQueue, c *Counters, log *loggin
 			cancel()
 			return nil, fmt.Errorf("open_params: directory %q of the followed file does not exist", dir)
 		}
-		opts := FollowOptions{
+		opts := file.FollowOptions{
 			MaxLine:      cfg.MaxEventBytes,
 			StartAtEnd:   cfg.Follow.StartAt == "end",
 			PollInterval: time.Duration(cfg.Follow.PollIntervalMs) * time.Millisecond,
@@ -125,7 +132,7 @@ func Start(spec Spec, cfg config.Config, q *AlertQueue, c *Counters, log *loggin
 			StateFile:    cfg.Follow.StateFile,
 		}
 		in.run(func() error {
-			return Follow(ctx, spec.Path, opts, lineSink(ctx, q, c, cfg, log), oversizeSink(c, log))
+			return file.Follow(ctx, spec.Path, opts, lineSink(ctx, q, c, cfg, log), oversizeSink(c, log))
 		}, log)
 	default:
 		cancel()
@@ -163,11 +170,11 @@ func (in *Input) Stop(timeout time.Duration) {
 
 // lineSink parses each line and queues it, waiting while the queue is
 // full. Bad lines are counted and logged with their position.
-func lineSink(ctx context.Context, q *AlertQueue, c *Counters, cfg config.Config, log *logging.Logger) EmitFunc {
+func lineSink(ctx context.Context, q *ingest.AlertQueue, c *ingest.Counters, cfg config.Config, log *logging.Logger) file.EmitFunc {
 	var p alert.Parser
-	return func(line []byte, pos LinePos) error {
-		a, err := parseAlert(&p, line, cfg.MaxEventBytes, c)
-		if errors.Is(err, errLoop) {
+	return func(line []byte, pos file.LinePos) error {
+		a, err := ingest.Parse(&p, line, cfg.MaxEventBytes, c)
+		if errors.Is(err, ingest.ErrLoop) {
 			return nil
 		}
 		if err != nil {
@@ -182,8 +189,8 @@ func lineSink(ctx context.Context, q *AlertQueue, c *Counters, cfg config.Config
 	}
 }
 
-func oversizeSink(c *Counters, log *logging.Logger) OversizeFunc {
-	return func(pos LinePos, length int64) {
+func oversizeSink(c *ingest.Counters, log *logging.Logger) file.OversizeFunc {
+	return func(pos file.LinePos, length int64) {
 		c.Received.Add(1)
 		c.Oversize.Add(1)
 		log.Limitedf("%s:%d: line of %d bytes skipped: over maxEventBytes", pos.Path, pos.LineNo, length)

@@ -12,7 +12,9 @@ import (
 	"github.com/triage-dev/triage/pkg/cabi"
 	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
+	"github.com/triage-dev/triage/pkg/ingest"
 	"github.com/triage-dev/triage/pkg/input"
+	"github.com/triage-dev/triage/pkg/input/webhook"
 )
 
 // payloadHeadroom is room in each event buffer beyond maxEventBytes for
@@ -26,7 +28,7 @@ type Instance struct {
 
 	p     *Plugin
 	in    *input.Input
-	q     *input.AlertQueue
+	q     *ingest.AlertQueue
 	idle  time.Duration
 	timer *time.Timer
 	batch []*alert.Alert
@@ -43,7 +45,7 @@ func newInstance(p *Plugin, params string) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := input.NewAlertQueue(p.cfg.QueueSize)
+	q := ingest.NewAlertQueue(p.cfg.QueueSize)
 	in, err := input.Start(spec, p.cfg, q, &p.counters, p.log)
 	if err != nil {
 		return nil, err
@@ -147,7 +149,7 @@ func (i *Instance) Close() {
 }
 
 // Webhook returns the webhook input, or nil (tests read its bound address).
-func (i *Instance) Webhook() *input.Webhook { return i.in.Webhook }
+func (i *Instance) Webhook() *webhook.Server { return i.in.Webhook }
 
 func (i *Instance) logStats(every time.Duration) {
 	defer close(i.statsDone)
@@ -157,7 +159,7 @@ func (i *Instance) logStats(every time.Duration) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var last input.Snapshot
+	var last ingest.Snapshot
 	var lastEvicted uint64
 	for {
 		select {

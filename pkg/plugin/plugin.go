@@ -28,7 +28,7 @@ import (
 	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/event"
 	"github.com/triage-dev/triage/pkg/fields"
-	"github.com/triage-dev/triage/pkg/input"
+	"github.com/triage-dev/triage/pkg/ingest"
 	"github.com/triage-dev/triage/pkg/logging"
 )
 
@@ -40,7 +40,7 @@ const (
 	PluginName = "triage"
 	// EventSource is the name of triage's event source; rules on it say
 	// `source: falco_alert`.
-	EventSource = input.LoopSource
+	EventSource = ingest.LoopSource
 	// RequiredAPIVersion is the plugin API version of plugin-sdk-go
 	// v0.8.3, first shipped in Falco 0.41.
 	RequiredAPIVersion = "3.11.0"
@@ -56,7 +56,7 @@ type Plugin struct {
 
 	cfg      config.Config
 	log      *logging.Logger
-	counters input.Counters
+	counters ingest.Counters
 	faults   *faults
 	engine   *engine.Engine
 
@@ -210,7 +210,7 @@ func (p *Plugin) Destroy() {
 }
 
 // Counters exposes the plugin's counters (tests, CLI).
-func (p *Plugin) Counters() *input.Counters { return &p.counters }
+func (p *Plugin) Counters() *ingest.Counters { return &p.counters }
 
 // Config returns the active configuration.
 func (p *Plugin) Config() config.Config { return p.cfg }

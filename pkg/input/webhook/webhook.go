@@ -1,4 +1,4 @@
-package input
+package webhook
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
+	"github.com/triage-dev/triage/pkg/ingest"
 	"github.com/triage-dev/triage/pkg/logging"
 )
 
@@ -45,15 +46,15 @@ var acceptedContentTypes = map[string]bool{
 	"text/plain":           true,
 }
 
-// Webhook receives alerts over HTTP and queues them.
-type Webhook struct {
+// Server receives alerts over HTTP and queues them.
+type Server struct {
 	addr     string
 	scheme   string
 	path     string
 	ln       net.Listener
 	srv      *http.Server
-	q        *AlertQueue
-	c        *Counters
+	q        *ingest.AlertQueue
+	c        *ingest.Counters
 	log      *logging.Logger
 	maxBody  int64
 	maxEvent int
@@ -72,10 +73,10 @@ type Webhook struct {
 	conns        *limitListener
 }
 
-// newWebhook builds the handler without listening (ListenWebhook binds it;
+// newWebhook builds the handler without listening (Listen binds it;
 // the fuzz test drives ServeHTTP directly).
-func newWebhook(path string, cfg config.Config, q *AlertQueue, c *Counters, log *logging.Logger) (*Webhook, error) {
-	w := &Webhook{
+func newWebhook(path string, cfg config.Config, q *ingest.AlertQueue, c *ingest.Counters, log *logging.Logger) (*Server, error) {
+	w := &Server{
 		scheme:   "http",
 		path:     path,
 		q:        q,
@@ -102,9 +103,9 @@ func newWebhook(path string, cfg config.Config, q *AlertQueue, c *Counters, log 
 	return w, nil
 }
 
-// ListenWebhook binds the address in u now, so that a busy port or a bad
+// Listen binds the address in u now, so that a busy port or a bad
 // address is an error at open time, not a silent failure later.
-func ListenWebhook(u *url.URL, cfg config.Config, q *AlertQueue, c *Counters, log *logging.Logger) (*Webhook, error) {
+func Listen(u *url.URL, cfg config.Config, q *ingest.AlertQueue, c *ingest.Counters, log *logging.Logger) (*Server, error) {
 	wc := &cfg.Webhook
 	switch {
 	case u.Scheme == "https" && !wc.TLSConfigured():
@@ -216,14 +217,14 @@ func (l limitedWriter) Write(p []byte) (int, error) {
 }
 
 // Addr returns the bound address (useful with port 0).
-func (w *Webhook) Addr() string { return w.addr }
+func (w *Server) Addr() string { return w.addr }
 
 // URL returns the URL senders should post to.
-func (w *Webhook) URL() string { return w.scheme + "://" + w.addr + w.path }
+func (w *Server) URL() string { return w.scheme + "://" + w.addr + w.path }
 
 // Shutdown stops accepting, lets in-flight requests finish (bounded by
 // ctx), then closes.
-func (w *Webhook) Shutdown(ctx context.Context) error {
+func (w *Server) Shutdown(ctx context.Context) error {
 	err := w.srv.Shutdown(ctx)
 	if err != nil {
 		w.srv.Close()
@@ -242,7 +243,7 @@ func isLoopback(host string) bool {
 
 // authorized checks the shared-secret header in constant time. A request
 // may carry the header once; several values are refused.
-func (w *Webhook) authorized(r *http.Request) bool {
+func (w *Server) authorized(r *http.Request) bool {
 	if w.secretHeader == "" {
 		return true
 	}
@@ -257,7 +258,7 @@ func (w *Webhook) authorized(r *http.Request) bool {
 // ServeHTTP implements the webhook protocol: 200 only when every alert of
 // the body is queued, 4xx with the reason otherwise, 503 when the queue is
 // full (nothing of the body is queued, the sender should retry).
-func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+func (w *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// A panic here must not reach net/http's recovery (which logs
 		// and drops the connection) unanswered; nothing was queued yet
@@ -330,7 +331,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // parseBody splits a body into alerts: one JSON object (possibly pretty
 // printed over several lines) or NDJSON. On any bad alert the whole body
 // is rejected, so the sender can fix and resend it without duplicates.
-func (w *Webhook) parseBody(body []byte) (alerts []*alert.Alert, loops int, status int, reason string) {
+func (w *Server) parseBody(body []byte) (alerts []*alert.Alert, loops int, status int, reason string) {
 	p := w.parsers.Get().(*alert.Parser)
 	defer w.parsers.Put(p)
 
@@ -349,11 +350,11 @@ func (w *Webhook) parseBody(body []byte) (alerts []*alert.Alert, loops int, stat
 		}
 	}
 	alerts = make([]*alert.Alert, 0, len(lines))
-	var counted Counters
+	var counted ingest.Counters
 	for i, line := range lines {
-		a, err := parseAlert(p, line, w.maxEvent, &counted)
+		a, err := ingest.Parse(p, line, w.maxEvent, &counted)
 		switch {
-		case errors.Is(err, errLoop):
+		case errors.Is(err, ingest.ErrLoop):
 			loops++
 		case err != nil:
 			w.addCounts(&counted)
@@ -374,7 +375,7 @@ func (w *Webhook) parseBody(body []byte) (alerts []*alert.Alert, loops int, stat
 	return alerts, loops, http.StatusOK, ""
 }
 
-func (w *Webhook) addCounts(c *Counters) {
+func (w *Server) addCounts(c *ingest.Counters) {
 	w.c.Received.Add(c.Received.Load())
 	w.c.Malformed.Add(c.Malformed.Load())
 	w.c.Oversize.Add(c.Oversize.Load())
@@ -408,7 +409,7 @@ type metric struct {
 
 // serveMetrics writes the counters in the Prometheus text exposition
 // format (version 0.0.4).
-func (w *Webhook) serveMetrics(rw http.ResponseWriter, r *http.Request) {
+func (w *Server) serveMetrics(rw http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		rw.Header().Set("Allow", "GET, HEAD")
 		http.Error(rw, "method not allowed: read metrics with GET", http.StatusMethodNotAllowed)

@@ -1,4 +1,7 @@
-package input
+// Package ingest is what every input transport shares: the bounded queue
+// they all feed (AlertQueue), the counters (Counters, Snapshot), and the
+// per-alert parse step with the loop guard (Parse, LoopSource, ErrLoop).
+package ingest
 
 import (
 	"errors"
@@ -11,12 +14,12 @@ import (
 // on that source must not be fed back in, or each would raise another.
 const LoopSource = "falco_alert"
 
-// errLoop marks an alert dropped by the loop guard.
-var errLoop = errors.New("alert from source falco_alert dropped by the loop guard")
+// ErrLoop marks an alert dropped by the loop guard.
+var ErrLoop = errors.New("alert from source falco_alert dropped by the loop guard")
 
-// parseAlert parses one line and applies the loop guard, counting the
+// Parse parses one line and applies the loop guard, counting the
 // outcome. Lines over maxEventBytes are rejected as oversize.
-func parseAlert(p *alert.Parser, line []byte, maxEventBytes int, c *Counters) (*alert.Alert, error) {
+func Parse(p *alert.Parser, line []byte, maxEventBytes int, c *Counters) (*alert.Alert, error) {
 	c.Received.Add(1)
 	if len(line) > maxEventBytes {
 		c.Oversize.Add(1)
@@ -31,7 +34,7 @@ func parseAlert(p *alert.Parser, line []byte, maxEventBytes int, c *Counters) (*
 	if a.Source == LoopSource {
 		alert.Release(a)
 		c.LoopDropped.Add(1)
-		return nil, errLoop
+		return nil, ErrLoop
 	}
 	return a, nil
 }

@@ -1,6 +1,6 @@
-// Package input reads Falco alert files (NDJSON, one JSON object per line),
+// Package file reads Falco alert files (NDJSON, one JSON object per line),
 // either once to EOF or following them like `tail -F`.
-package input
+package file
 
 import (
 	"bufio"

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/triage-dev/triage/pkg/input"
+	"github.com/triage-dev/triage/pkg/input/file"
 )
 
 func main() {
@@ -21,7 +21,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: followchild FILE STATEFILE")
 		os.Exit(2)
 	}
-	opts := input.FollowOptions{
+	opts := file.FollowOptions{
 		MaxLine:      4096,
 		StartAtEnd:   true,
 		PollInterval: 20 * time.Millisecond,
@@ -34,12 +34,12 @@ func main() {
 			}
 		},
 	}
-	emit := func(line []byte, _ input.LinePos) error {
+	emit := func(line []byte, _ file.LinePos) error {
 		// Delivered means written to the pipe: os.Stdout is unbuffered.
 		_, err := os.Stdout.Write(append(line, '\n'))
 		return err
 	}
-	if err := input.Follow(context.Background(), os.Args[1], opts, emit, nil); err != nil {
+	if err := file.Follow(context.Background(), os.Args[1], opts, emit, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
