@@ -56,7 +56,7 @@ func TestStartOnceFeedsQueue(t *testing.T) {
 
 	spec, err := ParseOpenParams(p)
 	require.NoError(t, err)
-	q := ingest.NewAlertQueue(16)
+	q := ingest.NewAlertQueue(16, 1<<30)
 	var c ingest.Counters
 	in, err := Start(spec, config.Default(), q, &c, discard())
 	require.NoError(t, err)
@@ -82,7 +82,7 @@ func TestStartOnceFeedsQueue(t *testing.T) {
 func TestStartWebhook(t *testing.T) {
 	spec, err := ParseOpenParams("http://127.0.0.1:0/alerts")
 	require.NoError(t, err)
-	in, err := Start(spec, config.Default(), ingest.NewAlertQueue(4), &ingest.Counters{}, discard())
+	in, err := Start(spec, config.Default(), ingest.NewAlertQueue(4, 1<<30), &ingest.Counters{}, discard())
 	require.NoError(t, err)
 	defer in.Stop(time.Second)
 	require.False(t, in.Finite())
@@ -98,7 +98,7 @@ func TestStartUserErrors(t *testing.T) {
 		{Kind: KindFollow, Path: filepath.Join(dir, "no", "such", "dir", "a.jsonl")},
 		{Kind: "kafka"},
 	} {
-		_, err := Start(spec, config.Default(), ingest.NewAlertQueue(4), &ingest.Counters{}, discard())
+		_, err := Start(spec, config.Default(), ingest.NewAlertQueue(4, 1<<30), &ingest.Counters{}, discard())
 		require.Error(t, err, "%+v", spec)
 	}
 }

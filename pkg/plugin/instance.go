@@ -45,7 +45,7 @@ func newInstance(p *Plugin, params string) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := ingest.NewAlertQueue(p.cfg.QueueSize)
+	q := ingest.NewAlertQueue(p.cfg.QueueSize, int64(p.cfg.QueueBytes))
 	in, err := input.Start(spec, p.cfg, q, &p.counters, p.log)
 	if err != nil {
 		return nil, err
@@ -87,6 +87,10 @@ func (i *Instance) NextBatch(pState sdk.PluginState, evts sdk.EventWriters) (n i
 	if ps, ok := pState.(*Plugin); ok && ps.engine != nil {
 		eng = ps.engine
 	}
+	// Falco asks for more only after processing what it got: the previous
+	// batch is delivered, and its sources may forget it (file offsets,
+	// spill records).
+	i.q.Ack()
 	if i.eof {
 		return 0, sdk.ErrEOF
 	}
@@ -141,6 +145,7 @@ func (i *Instance) Close() {
 	defer recoverInto(nil, "close", i.p.log)
 	close(i.stopStats)
 	<-i.statsDone
+	i.q.Ack() // Falco processed the last batch before closing
 	i.in.Stop(5 * time.Second)
 	tr := i.p.engine.Tracker()
 	i.p.log.Printf("closed %s input; counters: %s entities=%d entities_evicted=%d late_alerts=%d; %d alerts left in the queue",

@@ -68,7 +68,7 @@ func FuzzWebhook(f *testing.F) {
 		if withSecret {
 			cfg.Webhook.SecretFile = secretFile
 		}
-		q := ingest.NewAlertQueue(cfg.QueueSize)
+		q := ingest.NewAlertQueue(cfg.QueueSize, int64(cfg.QueueBytes))
 		c := &ingest.Counters{}
 		w, err := newWebhook("/alerts", cfg, q, c, logging.New(io.Discard, 1, time.Hour))
 		if err != nil {

@@ -224,7 +224,7 @@ func TestWebhookBusyPort(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	u, _ := url.Parse("http://" + ln.Addr().String() + "/alerts")
-	_, err = Listen(u, config.Default(), ingest.NewAlertQueue(16), &ingest.Counters{}, logging.Default())
+	_, err = Listen(u, config.Default(), ingest.NewAlertQueue(16, 1<<30), &ingest.Counters{}, logging.Default())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "already in use")
 	assert.Contains(t, err.Error(), ln.Addr().String())
@@ -233,7 +233,7 @@ func TestWebhookBusyPort(t *testing.T) {
 func TestWebhookRefusesNonLoopbackUnlessAllowed(t *testing.T) {
 	for _, host := range []string{"0.0.0.0", "[::]", "192.0.2.1", "example.com"} {
 		u, _ := url.Parse("http://" + host + ":0/alerts")
-		_, err := Listen(u, config.Default(), ingest.NewAlertQueue(16), &ingest.Counters{}, logging.Default())
+		_, err := Listen(u, config.Default(), ingest.NewAlertQueue(16, 1<<30), &ingest.Counters{}, logging.Default())
 		require.Error(t, err, host)
 		assert.Contains(t, err.Error(), "allowNonLoopback", host)
 	}
@@ -245,7 +245,7 @@ func TestWebhookRejectsBadURLs(t *testing.T) {
 	for _, raw := range []string{"https://127.0.0.1:0/", "http://127.0.0.1:99999/", "http://127.0.0.1:0/a?x=1", "http://u:p@127.0.0.1:0/"} {
 		u, err := url.Parse(raw)
 		require.NoError(t, err)
-		_, err = Listen(u, config.Default(), ingest.NewAlertQueue(16), &ingest.Counters{}, logging.Default())
+		_, err = Listen(u, config.Default(), ingest.NewAlertQueue(16, 1<<30), &ingest.Counters{}, logging.Default())
 		assert.Error(t, err, raw)
 	}
 }
@@ -430,7 +430,7 @@ func TestWebhookNonLoopbackNeedsProtection(t *testing.T) {
 	pki := newTestPKI(t)
 	secretFile := writeFile(t, t.TempDir(), "secret", []byte("abc"))
 	u, _ := url.Parse("http://0.0.0.0:0/alerts")
-	_, err := Listen(u, config.Default(), ingest.NewAlertQueue(16), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
+	_, err := Listen(u, config.Default(), ingest.NewAlertQueue(16, 1<<30), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
 	require.Error(t, err)
 	for _, want := range []string{"0.0.0.0", "webhook.tlsCertFile", "webhook.secretFile", "webhook.allowNonLoopback"} {
 		assert.Contains(t, err.Error(), want)
@@ -453,12 +453,12 @@ func TestWebhookSchemeMustMatchTLSConfig(t *testing.T) {
 	cfg := config.Default()
 	cfg.Webhook.TLSCertFile, cfg.Webhook.TLSKeyFile = pki.certFile, pki.keyFile
 	u, _ := url.Parse("http://127.0.0.1:0/alerts")
-	_, err := Listen(u, cfg, ingest.NewAlertQueue(16), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
+	_, err := Listen(u, cfg, ingest.NewAlertQueue(16, 1<<30), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "https://")
 
 	u, _ = url.Parse("https://127.0.0.1:0/alerts")
-	_, err = Listen(u, config.Default(), ingest.NewAlertQueue(16), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
+	_, err = Listen(u, config.Default(), ingest.NewAlertQueue(16, 1<<30), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "webhook.tlsCertFile")
 }
@@ -473,7 +473,7 @@ func startWebhookLog(t *testing.T, rawURL string, logs io.Writer, mutate func(*c
 	}
 	u, err := url.Parse(rawURL)
 	require.NoError(t, err)
-	q := ingest.NewAlertQueue(cfg.QueueSize)
+	q := ingest.NewAlertQueue(cfg.QueueSize, int64(cfg.QueueBytes))
 	c := &ingest.Counters{}
 	w, err := Listen(u, cfg, q, c, logging.New(logs, 100, time.Second))
 	require.NoError(t, err)
@@ -699,7 +699,7 @@ func TestWebhookMetricsPathCollision(t *testing.T) {
 	cfg := config.Default()
 	cfg.Webhook.Metrics = true
 	u, _ := url.Parse("http://127.0.0.1:0/metrics")
-	_, err := Listen(u, cfg, ingest.NewAlertQueue(16), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
+	_, err := Listen(u, cfg, ingest.NewAlertQueue(16, 1<<30), &ingest.Counters{}, logging.New(io.Discard, 1, time.Second))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "webhook.metrics")
 }
