@@ -201,6 +201,7 @@ func TestDeployCentralSidekickConfig(t *testing.T) {
 	local := strings.NewReplacer(
 		"/etc/triage/tls/server.crt", pki.cert, "/etc/triage/tls/server.key", pki.key,
 		"/etc/triage/tls/ca.crt", pki.ca, "/etc/triage/secret", secret,
+		"/var/lib/triage/", dir+"/",
 	).Replace(initConfig)
 	require.NotEqual(t, initConfig, local, "the config names the TLS and secret files")
 	cfg := checkInitConfig(t, name, local)
@@ -216,6 +217,8 @@ func TestDeployCentralSidekickConfig(t *testing.T) {
 	assert.False(t, cfg.Webhook.AllowNonLoopback, "TLS and a secret, not allowNonLoopback")
 	assert.NotEmpty(t, cfg.Webhook.TLSClientCAFile, "mutual TLS")
 	assert.NotEmpty(t, cfg.Webhook.SecretFile, "shared secret")
+	assert.NotEmpty(t, cfg.Spill.Dir, "Falcosidekick never resends: a spill makes its 200s survive a crash")
+	assert.True(t, cfg.Spill.WriteAhead)
 	assert.Contains(t, raw, "--disable-source syscall")
 
 	// Without TLS and secret the real plugin refuses this address.

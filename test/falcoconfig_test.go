@@ -89,7 +89,7 @@ func documentedTriageEntries(t *testing.T) []documentedEntry {
 // here (TLS certificates, the secret).
 func localFiles(t *testing.T, initConfig string) string {
 	t.Helper()
-	if !strings.Contains(initConfig, "/etc/triage/") {
+	if !strings.Contains(initConfig, "/etc/triage/") && !strings.Contains(initConfig, "/var/lib/triage/") {
 		return initConfig
 	}
 	dir := t.TempDir()
@@ -99,6 +99,7 @@ func localFiles(t *testing.T, initConfig string) string {
 	return strings.NewReplacer(
 		"/etc/triage/tls/server.crt", pki.cert, "/etc/triage/tls/server.key", pki.key,
 		"/etc/triage/tls/ca.crt", pki.ca, "/etc/triage/secret", secret,
+		"/var/lib/triage/", dir+"/",
 	).Replace(initConfig)
 }
 

@@ -145,10 +145,12 @@ func TestWebhookLoopGuardEndToEnd(t *testing.T) {
 	assert.Empty(t, more)
 }
 
-// A full queue answers 503 with Retry-After and queues nothing of the body;
+// A queue that stays full for webhook.maxHoldMs (here 100 ms, nobody
+// draining) answers 503 with Retry-After and queues nothing of the body;
 // once Falco drains the queue, the resend is accepted: nothing lost.
+// (The hold itself is tested in hold_test.go.)
 func TestWebhookBackpressureEndToEnd(t *testing.T) {
-	w := openWebhook(t, `{"queueSize": 16}`)
+	w := openWebhook(t, `{"queueSize": 16, "webhook": {"maxHoldMs": 100}}`)
 	body := func(prefix string, n int) string {
 		var b strings.Builder
 		for i := 0; i < n; i++ {

@@ -3,7 +3,9 @@
 // time) and prints one JSON result; `loadgen report` runs the stage
 // benchmarks and the webhook scenarios (each run in its own process) and
 // writes the measured section of docs/performance.md. `make bench` runs
-// the report.
+// the report. `loadgen entities` measures the memory of the process that
+// loaded the plugin while many distinct entities go through its file
+// input (docs/performance.md, docs/correlation.md "Memory").
 package main
 
 import (
@@ -19,7 +21,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen report [flags] | loadgen entities [flags] | loadgen idle [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -28,6 +30,10 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:])
+	case "entities":
+		err = entitiesCmd(os.Args[2:])
+	case "idle":
+		err = idleCmd(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -62,5 +68,26 @@ func runCmd(args []string) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, res.Describe())
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// entitiesCmd: N distinct entities through the plugin's file input;
+// prints the process's peak and final RSS as JSON.
+func entitiesCmd(args []string) error {
+	fs := flag.NewFlagSet("entities", flag.ExitOnError)
+	var o loadgen.EntitiesOptions
+	fs.StringVar(&o.Lib, "lib", "libtriage.so", "plugin library")
+	fs.StringVar(&o.InitConfig, "config", "", "init_config (default: correlation.maxEntities = -n)")
+	fs.StringVar(&o.Mix, "mix", "../shared/data/alerts/upstream-rules.jsonl", "alert templates (NDJSON; syscall ones used)")
+	fs.IntVar(&o.Entities, "n", 1000000, "distinct entities (containers)")
+	fs.IntVar(&o.PerEntity, "per", 1, "alerts per entity")
+	fs.StringVar(&o.Dir, "dir", "", "directory for the generated NDJSON file (default: a temporary one)")
+	fs.Parse(args)
+	res, err := loadgen.RunEntities(o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%d alerts, %d entities: peak RSS %.0f MiB (%.0f MB), final RSS %.0f MiB, after init %.0f MiB, harness heap %.1f MiB, %.1f s\n",
+		res.Delivered, o.Entities, res.PeakRSSMiB, res.PeakRSSMiB*1.048576, res.FinalRSSMiB, res.InitRSSMiB, res.HarnessHeap, res.Elapsed)
 	return json.NewEncoder(os.Stdout).Encode(res)
 }

@@ -174,18 +174,39 @@ func (ps *Parser) ParseInto(data []byte, a *Alert) error {
 	return nil
 }
 
-// text queues b (as valid UTF-8) to become *dst.
+// text queues b to become *dst, as valid UTF-8 without NUL: b comes from
+// fastjson's unescaping, where "\u0000" becomes a NUL byte, and Falco reads
+// every string a plugin extracts as a C string, so a NUL would hide the
+// rest of the value from rules (a field "ok\u0000evil" would read "ok").
+// Each NUL becomes U+FFFD, like invalid UTF-8, so the whole value stays
+// visible; other control characters are kept as they are (Falco does not
+// cut at them). Every string of an alert goes through here.
 func (ps *Parser) text(dst *string, b []byte) {
 	if len(b) == 0 {
 		return
 	}
 	start := len(ps.arena)
-	if utf8.Valid(b) {
+	switch {
+	case utf8.Valid(b) && bytes.IndexByte(b, 0) < 0:
 		ps.arena = append(ps.arena, b...)
-	} else {
-		ps.arena = append(ps.arena, strings.ToValidUTF8(string(b), "\uFFFD")...)
+	default:
+		ps.arena = appendClean(ps.arena, b)
 	}
 	ps.spans = append(ps.spans, span{dst, start, len(ps.arena)})
+}
+
+// appendClean appends b to dst with each run of invalid UTF-8 and each NUL
+// replaced by U+FFFD.
+func appendClean(dst, b []byte) []byte {
+	b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+	for {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return append(dst, b...)
+		}
+		dst = append(append(dst, b[:i]...), "\uFFFD"...)
+		b = b[i+1:]
+	}
 }
 
 // marshal queues the JSON text of v to become *dst.

@@ -37,6 +37,8 @@ var malformedSeeds = []string{
 	"{\"rule\":\"\xff\xfe\",\"priority\":\"Warning\",\"time\":\"2026-11-21T04:45:00Z\",\"output_fields\":{\"\xc3\":\"\xed\xa0\x80\",\"k\":[\"\xff\"]}}",
 	`{"rule":"r","rule":"s","priority":"Warning","time":"2026-11-21T04:45:00Z","output_fields":{"a":1,"a":2}}`,
 	`{"rule":"r\ud800","priority":"ERROR","time":"2026-11-21T04:45:00Z"}`,
+	`{"rule":"r\u0000","priority":"Warning","time":"2026-11-21T04:45:00Z","output":"ok\u0000evil","tags":["\u0000"],"output_fields":{"proc.cmdline":"ok\u0000evil","k\u0000":"\u001b[31m"}}`,
+	"{\"rule\":\"r\x00\",\"priority\":\"Warning\",\"time\":\"2026-11-21T04:45:00Z\",\"output_fields\":{\"k\":\"\xff\x00\\u0000\"}}",
 	strings.Repeat(`[`, 10000),
 }
 
@@ -78,6 +80,9 @@ func checkAlert(t *testing.T, a *Alert) {
 		if !utf8.ValidString(s) {
 			t.Fatalf("invalid UTF-8 in %q", s)
 		}
+		if strings.IndexByte(s, 0) >= 0 {
+			t.Fatalf("NUL in %q: Falco would cut the value there", s)
+		}
 	}
 	if strings.TrimSpace(a.Rule) == "" {
 		t.Fatal("accepted an alert without a rule")
@@ -91,6 +96,9 @@ func checkAlert(t *testing.T, a *Alert) {
 	for _, fl := range a.Fields {
 		if !utf8.ValidString(fl.Key) || !utf8.ValidString(fl.Value) {
 			t.Fatalf("invalid UTF-8 in field %q=%q", fl.Key, fl.Value)
+		}
+		if strings.IndexByte(fl.Key, 0) >= 0 || strings.IndexByte(fl.Value, 0) >= 0 {
+			t.Fatalf("NUL in field %q=%q: Falco would cut it there", fl.Key, fl.Value)
 		}
 		switch fl.Kind {
 		case KindNull:

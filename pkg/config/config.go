@@ -37,9 +37,11 @@ type Config struct {
 	BatchSize        int         `json:"batchSize" jsonschema:"title=Batch size,description=Most events returned to Falco per next_batch call,default=128,minimum=1,maximum=4096"`
 	IdleTimeoutMs    int         `json:"idleTimeoutMs" jsonschema:"title=Idle timeout (ms),description=How long next_batch waits for an alert before returning a timeout to Falco,default=30,minimum=1,maximum=1000"`
 	StatsIntervalSec int         `json:"statsIntervalSec" jsonschema:"title=Stats log interval (s),description=How often counters of received and dropped alerts are logged when they changed; 0 turns the periodic log off,default=60,minimum=0,maximum=86400"`
+	MemoryLimitMiB   int         `json:"memoryLimitMiB" jsonschema:"title=Memory limit (MiB),description=Soft limit of the plugin's Go runtime (runtime/debug.SetMemoryLimit): its garbage collector works harder rather than let the heap grow past it. 0: derived from correlation.maxEntities (max(128; 40 + 128 B per entity) MiB) unless GOMEMLIMIT is set; -1: no limit (Go's default: the heap grows to twice the live data),default=0,minimum=-1,maximum=1048576"`
 	UseAsync         bool        `json:"useAsync" jsonschema:"title=Async field extraction,description=Use plugin-sdk-go's async extraction: a worker goroutine busy-waits for Falco's extract requests (only with more than one CPU). Off by default because on small hosts the spinning worker took CPU from the webhook and Falco and lowered throughput (docs/performance.md),default=false"`
 	Webhook          Webhook     `json:"webhook" jsonschema:"title=Webhook input"`
 	Follow           Follow      `json:"follow" jsonschema:"title=File follow input"`
+	Spill            Spill       `json:"spill" jsonschema:"title=Webhook spill to disk"`
 	Risk             Risk        `json:"risk" jsonschema:"title=Risk scoring"`
 	Correlation      Correlation `json:"correlation" jsonschema:"title=Entity correlation"`
 
@@ -93,8 +95,13 @@ type Webhook struct {
 	ReadHeaderTimeoutMs int    `json:"readHeaderTimeoutMs" jsonschema:"title=Header read timeout (ms),description=Time a client has to send the request headers (and the TLS handshake) before the connection is closed,default=10000,minimum=100,maximum=600000"`
 	ReadTimeoutMs       int    `json:"readTimeoutMs" jsonschema:"title=Request read timeout (ms),description=Time a client has to send a whole request (headers and body),default=60000,minimum=100,maximum=3600000"`
 	IdleTimeoutMs       int    `json:"idleTimeoutMs" jsonschema:"title=Idle connection timeout (ms),description=How long a kept-alive connection may wait for its next request,default=120000,minimum=100,maximum=3600000"`
-	MaxConnections      int    `json:"maxConnections" jsonschema:"title=Maximum connections,description=Client connections served at once; further connections wait in the kernel's accept queue until one closes,default=256,minimum=1,maximum=65536"`
+	MaxConnections      int    `json:"maxConnections" jsonschema:"title=Maximum connections,description=Client connections served at once; at the cap a new connection closes the one idle the longest (or silent for 1 s since it connected) and waits only when every connection is in the middle of a request,default=256,minimum=1,maximum=65536"`
 	Metrics             bool   `json:"metrics" jsonschema:"title=Prometheus metrics,description=Serve the input counters in Prometheus text format at /metrics on the webhook server (GET; the same TLS and secret apply),default=false"`
+	// MaxHoldMs and MaxInflightBytes: a request whose alerts do not fit the
+	// queue is held (Falco's http_output and Falcosidekick wait behind it
+	// without loss) instead of answered 503, which both senders drop.
+	MaxHoldMs        int `json:"maxHoldMs" jsonschema:"title=Maximum hold (ms),description=How long a request whose alerts do not fit the queue is held waiting for room before it is answered 503 (which Falco's http_output and Falcosidekick do not resend); 0 answers 503 at once,default=30000,minimum=0,maximum=600000"`
+	MaxInflightBytes int `json:"maxInflightBytes" jsonschema:"title=Maximum in-flight bytes,description=Memory all request bodies being read or held may take together (their parsed alerts and buffers); further requests wait for it while held,default=67108864,minimum=1048576,maximum=17179869184"`
 }
 
 // SecretConfigured reports whether a shared secret is required.
@@ -107,7 +114,18 @@ func (w *Webhook) TLSConfigured() bool { return w.TLSCertFile != "" }
 type Follow struct {
 	StartAt        string `json:"startAt" jsonschema:"title=Start position,description=end: only alerts appended after open (like tail -F -n0); beginning: the whole file first,enum=end,enum=beginning,default=end"`
 	PollIntervalMs int    `json:"pollIntervalMs" jsonschema:"title=Poll interval (ms),description=Safety-net interval for noticing appends and rotation when file notifications are silent,default=250,minimum=10,maximum=60000"`
-	StateFile      string `json:"stateFile" jsonschema:"title=State file,description=File recording the followed file's inode and the offset after the last queued alert; on restart reading resumes there (at-least-once; see docs/reliability.md). Empty: no state; startAt applies,default="`
+	StateFile      string `json:"stateFile" jsonschema:"title=State file,description=File recording the followed file's inode and the offset after the last alert delivered to Falco; on restart reading resumes there (at-least-once; see docs/reliability.md). Empty: no state; startAt applies,default="`
+}
+
+// Spill configures the webhook's on-disk spill (pkg/input/spill): bodies
+// the queue has no room for are written to disk, and answered 200 once
+// durable, instead of being held until webhook.maxHoldMs.
+type Spill struct {
+	Dir         string `json:"dir" jsonschema:"title=Spill directory,description=Directory of the spill (created if its parent exists; one plugin instance at a time). Empty: no spill; a full queue holds the request (webhook.maxHoldMs),default="`
+	MaxBytes    int    `json:"maxBytes" jsonschema:"title=Spill size (bytes),description=Most bytes of alerts the spill holds; when full the webhook holds the request as without a spill. The file can reach about twice this,default=1073741824,minimum=1048576,maximum=1099511627776"`
+	Sync        string `json:"sync" jsonschema:"title=Spill sync policy,description=always: fsync before answering 200 (survives kill -9 and power loss); none: no fsync (survives kill -9 of the process; a power loss may lose recent alerts),enum=always,enum=none,default=always"`
+	WriteAhead  bool   `json:"writeAhead" jsonschema:"title=Write ahead,description=true: every body is written to the spill before its 200 so every accepted alert survives a kill -9 of triage; false: only bodies the queue has no room for within queueWaitMs (a kill -9 then loses what sat in the in-memory queue),default=true"`
+	QueueWaitMs int    `json:"queueWaitMs" jsonschema:"title=Queue wait before spilling (ms),description=Without writeAhead: how long a body waits for room in the queue before it goes to the spill,default=50,minimum=0,maximum=600000"`
 }
 
 // Reset sets every key to its default. Defaults live here and nowhere else.
@@ -127,10 +145,18 @@ func (c *Config) Reset() {
 			ReadTimeoutMs:       60000,
 			IdleTimeoutMs:       120000,
 			MaxConnections:      256,
+			MaxHoldMs:           30000,
+			MaxInflightBytes:    64 << 20,
 		},
 		Follow: Follow{
 			StartAt:        "end",
 			PollIntervalMs: 250,
+		},
+		Spill: Spill{
+			MaxBytes:    1 << 30,
+			Sync:        "always",
+			WriteAhead:  true,
+			QueueWaitMs: 50,
 		},
 		Risk: Risk{
 			CriticalNamespaces:   []string{"kube-system"},
@@ -256,6 +282,8 @@ func (c *Config) Validate() error {
 		{"webhook.readTimeoutMs", c.Webhook.ReadTimeoutMs, 100, 3600000},
 		{"webhook.idleTimeoutMs", c.Webhook.IdleTimeoutMs, 100, 3600000},
 		{"webhook.maxConnections", c.Webhook.MaxConnections, 1, 65536},
+		{"webhook.maxHoldMs", c.Webhook.MaxHoldMs, 0, 600000},
+		{"webhook.maxInflightBytes", c.Webhook.MaxInflightBytes, 1 << 20, 16 << 30},
 		{"follow.pollIntervalMs", c.Follow.PollIntervalMs, 10, 60000},
 		{"correlation.windowSec", c.Correlation.WindowSec, 1, 604800},
 		{"correlation.riskWindowSec", c.Correlation.RiskWindowSec, 1, 2592000},
@@ -270,6 +298,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("init_config: key %q: %d is out of range [%d, %d]", r.key, r.val, r.min, r.max)
 		}
 	}
+	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 32) || c.MemoryLimitMiB > 1<<20 {
+		return fmt.Errorf("init_config: key \"memoryLimitMiB\": %d is not -1 (no limit), 0 (automatic) or 32-%d", c.MemoryLimitMiB, 1<<20)
+	}
 	if c.Webhook.MaxBodyBytes < c.MaxEventBytes {
 		return fmt.Errorf("init_config: key \"webhook.maxBodyBytes\": %d is smaller than maxEventBytes (%d), so the largest alert could never be posted", c.Webhook.MaxBodyBytes, c.MaxEventBytes)
 	}
@@ -282,6 +313,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("init_config: key \"follow.startAt\": %q is not one of end, beginning", c.Follow.StartAt)
 	}
 	if err := c.Follow.validate(); err != nil {
+		return err
+	}
+	if err := c.Spill.validate(c.MaxEventBytes); err != nil {
 		return err
 	}
 	return c.Risk.validate()
@@ -516,4 +550,35 @@ func Schema() (string, error) {
 		return "", err
 	}
 	return out.String(), nil
+}
+
+func (sp *Spill) validate(maxEventBytes int) error {
+	switch sp.Sync {
+	case "always", "none":
+	default:
+		return fmt.Errorf("init_config: key \"spill.sync\": %q is not one of always, none", sp.Sync)
+	}
+	if sp.MaxBytes < 1<<20 || sp.MaxBytes > 1<<40 {
+		return fmt.Errorf("init_config: key \"spill.maxBytes\": %d is out of range [%d, %d]", sp.MaxBytes, 1<<20, 1<<40)
+	}
+	if sp.MaxBytes < maxEventBytes+64 {
+		return fmt.Errorf("init_config: key \"spill.maxBytes\": %d is smaller than one alert of maxEventBytes (%d)", sp.MaxBytes, maxEventBytes)
+	}
+	if sp.QueueWaitMs < 0 || sp.QueueWaitMs > 600000 {
+		return fmt.Errorf("init_config: key \"spill.queueWaitMs\": %d is out of range [0, 600000]", sp.QueueWaitMs)
+	}
+	if sp.Dir == "" {
+		return nil
+	}
+	if !filepath.IsAbs(sp.Dir) {
+		return fmt.Errorf("init_config: key \"spill.dir\": %q is not an absolute path", sp.Dir)
+	}
+	parent := filepath.Dir(filepath.Clean(sp.Dir))
+	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
+		return fmt.Errorf("init_config: key \"spill.dir\": parent directory %s does not exist", parent)
+	}
+	if st, err := os.Stat(sp.Dir); err == nil && !st.IsDir() {
+		return fmt.Errorf("init_config: key \"spill.dir\": %s is not a directory", sp.Dir)
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/triage-dev/triage/pkg/config"
 	"github.com/triage-dev/triage/pkg/ingest"
 	"github.com/triage-dev/triage/pkg/input/file"
+	"github.com/triage-dev/triage/pkg/input/spill"
 	"github.com/triage-dev/triage/pkg/input/webhook"
 	"github.com/triage-dev/triage/pkg/logging"
 )
@@ -84,6 +85,8 @@ type Input struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	spill  *spill.Spill // the webhook's, when spill.dir is set
+	log    *logging.Logger
 }
 
 // Finite reports whether the input ends (then next_batch returns EOF once
@@ -103,6 +106,15 @@ func Start(spec Spec, cfg config.Config, q *ingest.AlertQueue, c *ingest.Counter
 			return nil, err
 		}
 		in.Webhook = w
+		if cfg.Spill.Dir != "" {
+			if err := in.startSpill(ctx, cfg, q, log); err != nil {
+				cancel()
+				sctx, stop := context.WithTimeout(context.Background(), time.Second)
+				_ = w.Shutdown(sctx)
+				stop()
+				return nil, err
+			}
+		}
 		log.Printf("webhook listening on %s", w.URL())
 	case KindOnce:
 		st, err := os.Stat(spec.Path)
@@ -116,7 +128,7 @@ func Start(spec Spec, cfg config.Config, q *ingest.AlertQueue, c *ingest.Counter
 		}
 		in.run(func() error {
 			defer q.Close()
-			return file.ReadOnce(ctx, spec.Path, cfg.MaxEventBytes, lineSink(ctx, q, c, cfg, log), oversizeSink(c, log))
+			return file.ReadOnce(ctx, spec.Path, cfg.MaxEventBytes, lineSink(ctx, q, c, cfg, log, nil), oversizeSink(c, log))
 		}, log)
 	case KindFollow:
 		dir := filepath.Dir(spec.Path)
@@ -131,8 +143,14 @@ func Start(spec Spec, cfg config.Config, q *ingest.AlertQueue, c *ingest.Counter
 			Logf:         log.Printf,
 			StateFile:    cfg.Follow.StateFile,
 		}
+		if opts.StateFile != "" {
+			// The state covers only what Falco took: the queue acks each
+			// line's token once next_batch is called again after it.
+			opts.Delivery = file.NewDelivery()
+			q.SetAcker(opts.Delivery.Ack)
+		}
 		in.run(func() error {
-			return file.Follow(ctx, spec.Path, opts, lineSink(ctx, q, c, cfg, log), oversizeSink(c, log))
+			return file.Follow(ctx, spec.Path, opts, lineSink(ctx, q, c, cfg, log, opts.Delivery), oversizeSink(c, log))
 		}, log)
 	default:
 		cancel()
@@ -157,20 +175,54 @@ func (in *Input) run(f func() error, log *logging.Logger) {
 }
 
 // Stop stops the input and waits for it, bounded by timeout for the
-// webhook's in-flight requests.
+// webhook's in-flight requests. The webhook stops first, so no request is
+// answered 200 after the spill closed.
 func (in *Input) Stop(timeout time.Duration) {
-	in.cancel()
 	if in.Webhook != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
 		_ = in.Webhook.Shutdown(ctx)
+		cancel()
 	}
+	in.cancel()
 	in.wg.Wait()
+	if in.spill != nil {
+		if err := in.spill.Close(); err != nil {
+			in.log.Printf("spill: close: %v", err)
+		}
+	}
+}
+
+// startSpill opens the webhook's spill and starts its feeder, which moves
+// spilled alerts into the queue in order and acks them once delivered.
+// Alerts a previous run spilled and did not deliver are delivered first.
+func (in *Input) startSpill(ctx context.Context, cfg config.Config, q *ingest.AlertQueue, log *logging.Logger) error {
+	policy, err := spill.ParseSync(cfg.Spill.Sync)
+	if err != nil {
+		return fmt.Errorf("init_config: key \"spill.sync\": %v", err)
+	}
+	s, err := spill.Open(cfg.Spill.Dir, spill.Options{MaxBytes: int64(cfg.Spill.MaxBytes), Sync: policy, Logf: log.Printf})
+	if err != nil {
+		return fmt.Errorf("spill.dir %s: %w", cfg.Spill.Dir, err)
+	}
+	f := spill.NewFeeder(s, q, spill.FeederOptions{MaxEventBytes: cfg.MaxEventBytes, Logf: log.Printf})
+	in.spill, in.log = s, log
+	wait := time.Duration(cfg.Spill.QueueWaitMs) * time.Millisecond
+	if cfg.Spill.WriteAhead {
+		wait = -1 // every body to disk before its 200
+	}
+	in.Webhook.SetSpill(f, s, wait)
+	if n := s.Len(); n > 0 {
+		log.Printf("spill %s: %d alerts (%d bytes) from before are delivered first", cfg.Spill.Dir, n, s.Bytes())
+	}
+	in.run(func() error { return f.Run(ctx) }, log)
+	return nil
 }
 
 // lineSink parses each line and queues it, waiting while the queue is
-// full. Bad lines are counted and logged with their position.
-func lineSink(ctx context.Context, q *ingest.AlertQueue, c *ingest.Counters, cfg config.Config, log *logging.Logger) file.EmitFunc {
+// full. Bad lines are counted and logged with their position. With d, each
+// queued line carries a token from d, acked back to d once delivered; lines
+// not queued are none of d's business (the follower tells it).
+func lineSink(ctx context.Context, q *ingest.AlertQueue, c *ingest.Counters, cfg config.Config, log *logging.Logger, d *file.Delivery) file.EmitFunc {
 	var p alert.Parser
 	return func(line []byte, pos file.LinePos) error {
 		a, err := ingest.Parse(&p, line, cfg.MaxEventBytes, c)
@@ -181,7 +233,11 @@ func lineSink(ctx context.Context, q *ingest.AlertQueue, c *ingest.Counters, cfg
 			log.Limitedf("%s:%d: alert rejected: %v", pos.Path, pos.LineNo, err)
 			return nil
 		}
-		if err := q.Push(ctx, a); err != nil {
+		var token uint64
+		if d != nil {
+			token = d.Queue(pos)
+		}
+		if err := q.PushToken(ctx, a, token); err != nil {
 			return err
 		}
 		c.Queued.Add(1)

@@ -122,6 +122,7 @@ func (p *Plugin) Init(cfg string) (err error) {
 	for _, n := range c.Notes {
 		p.log.Printf("%s", n)
 	}
+	applyMemoryLimit(c, p.log)
 	// Before plugin-sdk-go would install its own pool (see pkg/cabi).
 	p.SetExtractRequests(cabi.NewRequestPool())
 	if p.engine, err = engine.New(c); err != nil {

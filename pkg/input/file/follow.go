@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -22,10 +23,14 @@ type FollowOptions struct {
 	StartAtEnd   bool                             // true: like `tail -F -n0` (only lines appended after start); false: from the beginning
 	PollInterval time.Duration                    // safety-net stat polling when fsnotify is silent; default 250ms when zero
 	Logf         func(format string, args ...any) // may be nil
-	// StateFile, when set, records the followed file's inode and the offset after the last line emit
-	// accepted (or skipped as oversize), at most every 100 ms and when Follow returns; at start, reading
-	// resumes there if the state matches the file (see state.go). Empty: no state.
+	// StateFile, when set, records the followed file's inode and the offset after the last delivered
+	// line (see Delivery), every 100 ms while it moves, at open and when Follow returns; at start,
+	// reading resumes there if the state matches the file, or the file it was rotated to in the same
+	// directory (see state.go). Empty: no state.
 	StateFile string
+	// Delivery, with StateFile, is the tracker the sink queues lines through (Delivery.Queue) and
+	// the queue acks (Delivery.Ack). Nil: a line counts as delivered once emit returned.
+	Delivery *Delivery
 }
 
 // Follow follows path like `tail -F` until ctx is canceled (then returns ctx.Err()).
@@ -94,10 +99,17 @@ func Follow(ctx context.Context, path string, opts FollowOptions, emit EmitFunc,
 		sp:       newSplitter(opts.MaxLine),
 		atStart:  true,
 	}
-	defer fo.closeFile()
+	defer fo.closeAll()
 	if opts.StateFile != "" {
 		fo.initState()
-		defer fo.saveState(true) // runs before closeFile: the file is still open for the fingerprint
+		saverCtx, stopSaver := context.WithCancel(ctx)
+		saverDone := make(chan struct{})
+		go fo.saveLoop(saverCtx, saverDone)
+		defer func() { // runs before closeAll: the files are still open for the fingerprint
+			stopSaver()
+			<-saverDone
+			fo.saveState()
+		}()
 	}
 
 	tick := time.NewTicker(opts.PollInterval)
@@ -106,7 +118,6 @@ func Follow(ctx context.Context, path string, opts FollowOptions, emit EmitFunc,
 		if err := fo.step(ctx); err != nil {
 			return err
 		}
-		fo.saveState(false)
 		if err := fo.wait(ctx, w, tick); err != nil {
 			return err
 		}
@@ -114,9 +125,14 @@ func Follow(ctx context.Context, path string, opts FollowOptions, emit EmitFunc,
 }
 
 // initState loads the state file and wraps emit and oversize so that every
-// handled line moves the recorded position.
+// handled line reaches the delivery tracker.
 func (fo *follower) initState() {
 	fo.st = &stateTracker{file: fo.opts.StateFile, logf: fo.logf}
+	fo.d = fo.opts.Delivery
+	if fo.d == nil {
+		fo.d = NewDelivery()
+	}
+	fo.gens = map[uint64]*generation{}
 	saved, err := loadState(fo.opts.StateFile)
 	switch {
 	case err != nil:
@@ -129,35 +145,123 @@ func (fo *follower) initState() {
 		if err := emit(line, pos); err != nil {
 			return err
 		}
-		fo.st.handled(pos)
-		fo.saveState(false)
+		fo.d.handled(pos)
 		return nil
 	}
 	fo.oversize = func(pos LinePos, length int64) {
 		if oversize != nil {
 			oversize(pos, length)
 		}
-		fo.st.handled(pos)
+		fo.d.handled(pos)
 	}
 }
 
-// saveState writes the state if a save is due (or pending, with force).
-func (fo *follower) saveState(force bool) {
-	if fo.st == nil || fo.f == nil {
+// generation is one stretch of reading: a file from its open, or after a
+// truncation, to the next. Its file stays open while the delivered
+// position is in it, so the state can fingerprint it after a rotation; f
+// is nil once its content is gone (truncated).
+type generation struct {
+	start LinePos
+	f     *os.File
+}
+
+// maxRetired bounds the rotated-away files held open for the state.
+const maxRetired = 8
+
+// newGeneration starts a generation at the splitter's position in fo.f
+// and records that position as handled (so that a restart resumes where
+// this run started, not per startAt again). truncated says the current
+// generation's content is gone (it shares its file with the new one).
+func (fo *follower) newGeneration(truncated bool) {
+	if fo.st == nil {
 		return
 	}
-	now := time.Now()
-	if due, _ := fo.st.due(now); due || (force && fo.st.dirty) {
-		fo.st.save(fo.f, now)
+	fo.mu.Lock()
+	if truncated {
+		if g := fo.gens[fo.gen]; g != nil {
+			g.f = nil // shared with the new generation; its old content is gone
+		}
+	}
+	fo.gen = fo.d.newGeneration()
+	fo.gens[fo.gen] = &generation{start: fo.sp.pos, f: fo.f}
+	fo.mu.Unlock()
+	fo.d.handled(fo.sp.pos)
+}
+
+// retireFile forgets the current file at rotation. With a state its handle
+// stays with its generation until the delivered position leaves it.
+func (fo *follower) retireFile() {
+	if fo.st == nil {
+		fo.closeFile()
+		return
+	}
+	fo.mu.Lock()
+	fo.f, fo.fi = nil, nil
+	retired := 0
+	for g := fo.gen; g > 0; g-- { // newest first; drop the oldest beyond maxRetired
+		if gi := fo.gens[g]; gi != nil && gi.f != nil {
+			if retired++; retired > maxRetired {
+				gi.f.Close()
+				gi.f = nil
+			}
+		}
+	}
+	fo.mu.Unlock()
+}
+
+func (fo *follower) saveLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(stateSaveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fo.saveState()
+		}
 	}
 }
 
-// markPosition records the reading position as handled: at open (so that
-// a restart resumes where this run started, not per startAt again) and
-// after a truncation.
-func (fo *follower) markPosition() {
-	if fo.st != nil {
-		fo.st.handled(fo.sp.pos)
+// saveState writes the delivered position if it changed since the last
+// save. A delivered position in a generation whose content is gone
+// (truncated since) cannot be fingerprinted and nothing after it in that
+// content can be read again: the start of the next readable generation is
+// saved instead, which covers nothing undelivered that still exists.
+// Generations before the delivered one are dropped and their files closed.
+func (fo *follower) saveState() {
+	if fo.st == nil {
+		return
+	}
+	m, ok := fo.d.deliveredMark()
+	if !ok {
+		return
+	}
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	for g, gi := range fo.gens {
+		if g < m.gen {
+			if gi.f != nil && gi.f != fo.f {
+				gi.f.Close()
+			}
+			delete(fo.gens, g)
+		}
+	}
+	pos := m.pos
+	var r *os.File
+	for g := m.gen; g <= fo.gen; g++ {
+		gi := fo.gens[g]
+		if gi == nil || gi.f == nil {
+			continue
+		}
+		if g != m.gen {
+			pos = gi.start
+		}
+		r = gi.f
+		break
+	}
+	if r != nil {
+		fo.st.save(m, pos, r)
 	}
 }
 
@@ -176,6 +280,13 @@ type follower struct {
 
 	st    *stateTracker // nil without a state file
 	saved *followState  // state loaded at start, used by the first open only
+
+	// With a state file: the delivery tracker and the reading generations
+	// (gens and gen guarded by mu, shared with the saver goroutine).
+	d    *Delivery
+	mu   sync.Mutex
+	gen  uint64
+	gens map[uint64]*generation
 }
 
 func (fo *follower) logf(format string, args ...any) {
@@ -197,6 +308,19 @@ func (fo *follower) closeFile() {
 		fo.f.Close()
 		fo.f, fo.fi = nil, nil
 	}
+}
+
+// closeAll closes the current file and every retired one.
+func (fo *follower) closeAll() {
+	fo.mu.Lock()
+	for g, gi := range fo.gens {
+		if gi.f != nil && gi.f != fo.f {
+			gi.f.Close()
+		}
+		delete(fo.gens, g)
+	}
+	fo.mu.Unlock()
+	fo.closeFile()
 }
 
 // step reads everything currently readable and handles truncation and
@@ -240,8 +364,7 @@ func (fo *follower) step(ctx context.Context) error {
 				return err
 			}
 			fo.logf("input: %s was rotated (old inode %d, %d lines read); reading the new file", fo.path, fo.sp.pos.Inode, fo.sp.pos.LineNo)
-			fo.saveState(true) // the old file's position, while it is still open
-			fo.closeFile()
+			fo.retireFile()
 			fo.orphan = false
 			continue
 		case errors.Is(err, fs.ErrNotExist):
@@ -290,6 +413,18 @@ func (fo *follower) open(ctx context.Context) (bool, error) {
 	resumed := false
 	if atStart && saved != nil {
 		off, lineNo, ok, why := resumeOffset(saved, fo.path, f, fi)
+		if !ok && saved.Path == fo.path && saved.Inode != ino {
+			// Rotated while stopped, or before the delivered position left
+			// the old file: finish the old file first if it is still in the
+			// directory; step then switches to path as after any rotation.
+			if rf, rfi, name := findRotated(saved, fi); rf != nil {
+				f.Close()
+				f, fi, ino = rf, rfi, inodeOf(rfi)
+				fo.f, fo.fi = f, fi
+				off, lineNo, ok = saved.Offset, saved.LineNo, true
+				fo.logf("input: %s was rotated to %s since the state was saved; reading the rest of %s first", fo.path, name, name)
+			}
+		}
 		if ok {
 			if _, err := f.Seek(off, io.SeekStart); err != nil {
 				fo.closeFile()
@@ -313,9 +448,42 @@ func (fo *follower) open(ctx context.Context) (bool, error) {
 		fo.sp.reset(f, fo.path, ino, 0, 0)
 	}
 	fo.logf("input: following %s (inode %d) from offset %d, line %d", fo.path, ino, fo.sp.read, fo.sp.pos.LineNo+1)
-	fo.markPosition()
-	fo.saveState(true)
+	fo.newGeneration(false)
+	fo.saveState()
 	return true, nil
+}
+
+// findRotated looks in the followed file's directory for the file the
+// state names (its inode, at least as long as the offset, the same bytes
+// before it), other than current: where a rotation renamed it.
+func findRotated(st *followState, current os.FileInfo) (*os.File, os.FileInfo, string) {
+	dir := filepath.Dir(st.Path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, ""
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || inodeOf(info) != st.Inode || os.SameFile(info, current) {
+			continue
+		}
+		name := filepath.Join(dir, e.Name())
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err == nil && os.SameFile(fi, info) && fi.Size() >= st.Offset {
+			if fp, err := fingerprint(f, st.Offset); err == nil && fp == st.Fingerprint {
+				return f, fi, name
+			}
+		}
+		f.Close()
+	}
+	return nil, nil, ""
 }
 
 // skipToEnd positions reading just after the last "\n" within the first size
@@ -361,27 +529,17 @@ func (fo *follower) truncated(size int64) error {
 		fo.logf("input: %s was truncated (size %d < offset %d); reading from the start", fo.path, size, fo.sp.read)
 	}
 	fo.sp.reset(fo.f, fo.path, fo.sp.pos.Inode, 0, 0)
-	fo.markPosition()
+	fo.newGeneration(true)
 	return nil
 }
 
 // wait blocks until something may have changed: a relevant fsnotify event,
 // a watcher error (e.g. overflow: a re-check recovers) or a poll tick.
 func (fo *follower) wait(ctx context.Context, w *fsnotify.Watcher, tick *time.Ticker) error {
-	var stateDue <-chan time.Time // a rate-limited state save is pending
-	if fo.st != nil {
-		if _, d := fo.st.due(time.Now()); d > 0 {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			stateDue = t.C
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-stateDue:
-			return nil
 		case <-tick.C:
 			return nil
 		case ev, ok := <-w.Events:

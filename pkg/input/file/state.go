@@ -17,18 +17,22 @@ import (
 // (after a crash too) resumes there instead of at follow.startAt.
 //
 // The state names the file by path and inode and records the offset just
-// after the last line that was handed on (emit returned nil) or skipped as
-// oversize. It also records a fingerprint of the bytes before that offset,
+// after the last delivered line (see Delivery: with a sink that queues
+// through it, delivered means handed to Falco; otherwise emit returned
+// nil), lines never queued (malformed, oversize, loop-dropped) counting as
+// delivered once every earlier line is. It also records a fingerprint of the bytes before that offset,
 // so that a file replaced or truncated and regrown while triage was down
 // (same path, maybe even a recycled inode, size past the offset) is not
 // mistaken for the one the state was taken from.
 //
-// Saving is rate-limited (stateSaveEvery) and atomic (temporary file in the
-// same directory, fsync, rename): a crash leaves either the old or the new
-// state, never a torn one. Lines after the last saved offset may thus be
-// handed on again after a crash (at-least-once); none before it is.
+// Saving is periodic (every stateSaveEvery, by a goroutine of its own, so
+// a follower blocked on a full queue still saves what was delivered) and
+// atomic (temporary file in the same directory, fsync, rename): a crash
+// leaves either the old or the new state, never a torn one. Lines after
+// the last saved offset may thus be handed on again after a crash
+// (at-least-once); none before it is.
 
-// stateSaveEvery bounds how often the state file is rewritten.
+// stateSaveEvery is the period of the state saver.
 const stateSaveEvery = 100 * time.Millisecond
 
 // stateFingerprintBytes is how many bytes before the offset are hashed.
@@ -112,49 +116,40 @@ func saveState(name string, st *followState) error {
 	return nil
 }
 
-// stateTracker remembers the last handled position and saves it.
+// stateTracker saves positions to the state file.
 type stateTracker struct {
-	file     string
-	cur      LinePos // last line handed on or skipped
-	dirty    bool
-	lastSave time.Time
-	failed   bool // last save failed (logged once per failure streak)
-	saves    int  // successful saves, for tests
-	logf     func(string, ...any)
+	file   string
+	saved  mark // the delivered mark last saved
+	any    bool // saved is set
+	failed bool // last save failed (logged once per failure streak)
+	saves  int  // successful saves, for tests
+	logf   func(string, ...any)
 }
 
-// handled records that the line ending at pos was dealt with.
-func (s *stateTracker) handled(pos LinePos) {
-	s.cur = pos
-	s.dirty = true
-}
-
-// due reports whether a save is pending and allowed now; if pending but
-// not allowed yet, wait says how long until it is.
-func (s *stateTracker) due(now time.Time) (bool, time.Duration) {
-	if !s.dirty {
-		return false, 0
-	}
-	if d := stateSaveEvery - now.Sub(s.lastSave); d > 0 {
-		return false, d
-	}
-	return true, 0
-}
-
-// save writes the current position if it changed. r reads the file the
-// position refers to.
-func (s *stateTracker) save(r io.ReaderAt, now time.Time) {
-	if !s.dirty || r == nil {
+// save writes pos, read from r (the file pos refers to, for the
+// fingerprint), as the state; m is the delivered mark it stands for. It
+// writes nothing when r is shorter than pos.Offset: the file was truncated
+// under it and the follower will start a new generation.
+func (s *stateTracker) save(m mark, pos LinePos, r *os.File) {
+	if s.any && s.saved == m {
 		return
 	}
-	fp, err := fingerprint(r, s.cur.Offset)
+	var err error
+	if fi, serr := r.Stat(); serr != nil {
+		err = serr
+	} else if fi.Size() < pos.Offset {
+		return
+	}
+	var fp string
+	if err == nil {
+		fp, err = fingerprint(r, pos.Offset)
+	}
 	if err == nil {
 		err = saveState(s.file, &followState{
-			Version: stateVersion, Path: s.cur.Path, Inode: s.cur.Inode,
-			Offset: s.cur.Offset, LineNo: s.cur.LineNo, Fingerprint: fp,
+			Version: stateVersion, Path: pos.Path, Inode: pos.Inode,
+			Offset: pos.Offset, LineNo: pos.LineNo, Fingerprint: fp,
 		})
 	}
-	s.lastSave = now
 	if err != nil {
 		if !s.failed {
 			s.logf("input: cannot save follow state to %s (will retry; a restart may then repeat lines): %v", s.file, err)
@@ -166,7 +161,7 @@ func (s *stateTracker) save(r io.ReaderAt, now time.Time) {
 		s.logf("input: follow state saved to %s again", s.file)
 	}
 	s.failed = false
-	s.dirty = false
+	s.saved, s.any = m, true
 	s.saves++
 }
 

@@ -165,12 +165,15 @@ func (p Placement) String() string {
 // until ctx ends, then returns an error wrapping ErrFull; ErrTooLarge when
 // the body is larger than the whole spill. On any error nothing of the
 // body was placed. ctx bounds the whole call (the webhook's maximum hold).
+//
+// A negative queueWait writes ahead: every body goes to the spill first,
+// so every accepted alert is on disk before the caller answers.
 func (f *Feeder) Accept(ctx context.Context, queueWait time.Duration, alerts []*alert.Alert, records [][]byte) (Placement, error) {
 	if len(alerts) != len(records) {
 		return 0, fmt.Errorf("spill: Accept: %d alerts but %d records", len(alerts), len(records))
 	}
 	f.mu.Lock()
-	if !f.spilling {
+	if !f.spilling && queueWait >= 0 {
 		f.mu.Unlock()
 		if f.q.TryPushAll(alerts) {
 			return Queued, nil

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -70,6 +69,8 @@ type Server struct {
 	secretSum    [sha256.Size]byte
 	metrics      bool
 	unauthorized atomic.Uint64
+	in           *intake // body.go: in-flight budget and holds
+	spill        *spillSide
 	conns        *limitListener
 }
 
@@ -86,6 +87,7 @@ func newWebhook(path string, cfg config.Config, q *ingest.AlertQueue, c *ingest.
 		maxEvent: cfg.MaxEventBytes,
 		metrics:  cfg.Webhook.Metrics,
 		done:     make(chan struct{}),
+		in:       newIntake(cfg),
 	}
 	w.parsers.New = func() any { return new(alert.Parser) }
 	if cfg.Webhook.SecretConfigured() {
@@ -181,7 +183,7 @@ func Listen(u *url.URL, cfg config.Config, q *ingest.AlertQueue, c *ingest.Count
 		return nil, fmt.Errorf("webhook: cannot listen on %s: %w", addr, err)
 	}
 	w.addr = tcp.Addr().String()
-	w.conns = newLimitListener(tcp, wc.MaxConnections)
+	w.conns = newLimitListener(tcp, wc.MaxConnections, log)
 	w.ln = w.conns
 	if tlsCfg != nil {
 		w.ln = tls.NewListener(w.conns, tlsCfg)
@@ -194,6 +196,7 @@ func Listen(u *url.URL, cfg config.Config, q *ingest.AlertQueue, c *ingest.Count
 		WriteTimeout:      readTimeout + webhookWriteSlack,
 		IdleTimeout:       time.Duration(wc.IdleTimeoutMs) * time.Millisecond,
 		MaxHeaderBytes:    webhookMaxHeaderBytes,
+		ConnState:         w.conns.ConnState, // conns.go: idle connections make room at the cap
 		// net/http's own messages (TLS handshake failures, accept errors)
 		// are driven by clients: rate-limit them into the plugin log.
 		ErrorLog: stdlog.New(limitedWriter{log}, "", 0),
@@ -256,8 +259,10 @@ func (w *Server) authorized(r *http.Request) bool {
 }
 
 // ServeHTTP implements the webhook protocol: 200 only when every alert of
-// the body is queued, 4xx with the reason otherwise, 503 when the queue is
-// full (nothing of the body is queued, the sender should retry).
+// the body is queued, 4xx with the reason otherwise (413 also for a body
+// the whole queue could not take), and 503 only when the queue stayed full
+// for webhook.maxHoldMs while the request was held (nothing of the body is
+// queued). The body is read and parsed as a stream (body.go).
 func (w *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// A panic here must not reach net/http's recovery (which logs
@@ -299,106 +304,7 @@ func (w *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, w.maxBody), http.StatusRequestEntityTooLarge)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, w.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			w.c.Oversize.Add(1)
-			http.Error(rw, fmt.Sprintf("body is over the limit of %d bytes", w.maxBody), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(rw, "cannot read body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	alerts, loops, status, reason := w.parseBody(body)
-	if status != http.StatusOK {
-		w.log.Limitedf("webhook: rejected request from %s: %d %s", r.RemoteAddr, status, reason)
-		http.Error(rw, reason, status)
-		return
-	}
-	if !w.q.TryPushAll(alerts) {
-		w.c.QueueFull.Add(uint64(len(alerts)))
-		w.log.Limitedf("webhook: queue full (%d alerts), answered 503 to %s for %d alerts", w.q.Cap(), r.RemoteAddr, len(alerts))
-		rw.Header().Set("Retry-After", "1")
-		http.Error(rw, "queue full: retry later", http.StatusServiceUnavailable)
-		return
-	}
-	w.c.Queued.Add(uint64(len(alerts)))
-	rw.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(rw, "{\"accepted\":%d,\"loop_dropped\":%d}\n", len(alerts), loops)
-}
-
-// parseBody splits a body into alerts: one JSON object (possibly pretty
-// printed over several lines) or NDJSON. On any bad alert the whole body
-// is rejected, so the sender can fix and resend it without duplicates.
-func (w *Server) parseBody(body []byte) (alerts []*alert.Alert, loops int, status int, reason string) {
-	p := w.parsers.Get().(*alert.Parser)
-	defer w.parsers.Put(p)
-
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		w.c.Malformed.Add(1)
-		return nil, 0, http.StatusBadRequest, "empty body: expected one alert or one alert per line"
-	}
-	lines := splitLines(trimmed)
-	if len(lines) > 1 && !bytes.HasSuffix(lines[0], []byte("}")) {
-		// A pretty-printed single alert spans lines too; its first line
-		// ("{") cannot be a whole alert. NDJSON lines end in "}", so they
-		// are parsed once, below.
-		if _, err := p.Parse(trimmed); err == nil {
-			lines = [][]byte{trimmed}
-		}
-	}
-	alerts = make([]*alert.Alert, 0, len(lines))
-	var counted ingest.Counters
-	for i, line := range lines {
-		a, err := ingest.Parse(p, line, w.maxEvent, &counted)
-		switch {
-		case errors.Is(err, ingest.ErrLoop):
-			loops++
-		case err != nil:
-			w.addCounts(&counted)
-			where := ""
-			if len(lines) > 1 {
-				where = fmt.Sprintf("line %d: ", i+1)
-			}
-			st := http.StatusBadRequest
-			if counted.Oversize.Load() > 0 {
-				st = http.StatusRequestEntityTooLarge
-			}
-			return nil, 0, st, fmt.Sprintf("%s%v (nothing in this body was accepted)", where, err)
-		default:
-			alerts = append(alerts, a)
-		}
-	}
-	w.addCounts(&counted)
-	return alerts, loops, http.StatusOK, ""
-}
-
-func (w *Server) addCounts(c *ingest.Counters) {
-	w.c.Received.Add(c.Received.Load())
-	w.c.Malformed.Add(c.Malformed.Load())
-	w.c.Oversize.Add(c.Oversize.Load())
-	w.c.LoopDropped.Add(c.LoopDropped.Load())
-}
-
-// splitLines splits on "\n", dropping "\r" endings and blank lines.
-func splitLines(b []byte) [][]byte {
-	var out [][]byte
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		var line []byte
-		if i < 0 {
-			line, b = b, nil
-		} else {
-			line, b = b[:i], b[i+1:]
-		}
-		line = bytes.TrimSpace(line)
-		if len(line) > 0 {
-			out = append(out, line)
-		}
-	}
-	return out
+	w.receive(rw, r) // body.go
 }
 
 // metric is one line of the /metrics page.
@@ -423,70 +329,25 @@ func (w *Server) serveMetrics(rw http.ResponseWriter, r *http.Request) {
 		{"triage_alerts_malformed_total", "counter", "Alerts rejected as malformed (bad JSON, wrong types, missing keys, bad values).", s.Malformed},
 		{"triage_alerts_oversize_total", "counter", "Alerts or bodies rejected for exceeding the size limits.", s.Oversize},
 		{"triage_alerts_loop_dropped_total", "counter", "Alerts from source falco_alert dropped by the loop guard.", s.LoopDropped},
-		{"triage_alerts_queue_full_total", "counter", "Alerts refused with 503 because the queue was full (the sender keeps them).", s.QueueFull},
+		{"triage_alerts_queue_full_total", "counter", "Alerts refused with 503 because the queue stayed full for webhook.maxHoldMs (lost unless the sender retries).", s.QueueFull},
 		{"triage_alerts_skipped_total", "counter", "Alerts dropped inside next_batch (a recovered panic or an event too large to encode).", s.Skipped},
 		{"triage_webhook_unauthorized_total", "counter", "Requests refused with 401 for a missing or wrong shared secret.", w.unauthorized.Load()},
 	}
 	if w.conns != nil {
 		ms = append(ms, metric{"triage_webhook_connections", "gauge", "Client connections currently open.", uint64(w.conns.Open())})
+		ms = append(ms, metric{"triage_webhook_idle_closed_total", "counter", "Idle or silent connections closed to make room for a new one at webhook.maxConnections.", w.conns.ClosedIdle()})
 	}
+	ms = append(ms, w.bodyMetrics()...)  // body.go: queue, in-flight bodies, holds
+	ms = append(ms, w.spillMetrics()...) // spill.go: the on-disk spill, when configured
 	var b strings.Builder
 	for _, m := range ms {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.kind, m.name, m.value)
 	}
+	w.writeHoldHistogram(&b)
 	rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	rw.Header().Set("Content-Length", strconv.Itoa(b.Len()))
 	if r.Method == http.MethodHead {
 		return
 	}
 	io.WriteString(rw, b.String()) //nolint:errcheck // the client went away; nothing to do
-}
-
-// limitListener accepts at most max connections at once: Accept waits for
-// a slot, so further clients queue in the kernel's backlog (and time out
-// there) instead of costing a goroutine and buffers each.
-type limitListener struct {
-	net.Listener
-	slots chan struct{}
-	stop  chan struct{}
-	once  sync.Once
-}
-
-func newLimitListener(ln net.Listener, max int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, max), stop: make(chan struct{})}
-}
-
-// Open returns the number of connections currently held.
-func (l *limitListener) Open() int { return len(l.slots) }
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.stop:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.stop) })
-	return l.Listener.Close()
-}
-
-// limitedConn gives its slot back once, on the first Close.
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

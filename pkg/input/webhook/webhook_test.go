@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,8 +175,14 @@ func TestWebhookChunkedBodyOverCap(t *testing.T) {
 	assert.Empty(t, f.drain())
 }
 
-func TestWebhookQueueFullIs503AndAtomic(t *testing.T) {
-	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) { c.QueueSize = 16 })
+// A body that does not fit is held; with a short hold and nobody draining,
+// the hold expires: 503 with Retry-After, nothing queued, counted.
+// (Was TestWebhookQueueFullIs503AndAtomic, which expected an immediate 503.)
+func TestWebhookHoldExpiresIs503AndAtomic(t *testing.T) {
+	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) {
+		c.QueueSize = 16
+		c.Webhook.MaxHoldMs = 100
+	})
 	var ten strings.Builder
 	for i := 0; i < 10; i++ {
 		ten.WriteString(testAlert("x") + "\n")
@@ -185,10 +191,12 @@ func TestWebhookQueueFullIs503AndAtomic(t *testing.T) {
 	require.Equal(t, 200, code)
 	code, msg, hdr := post(t, "POST", f.url, "application/json", ten.String()) // 20 > 16
 	assert.Equal(t, 503, code, msg)
+	assert.Contains(t, msg, "webhook.maxHoldMs")
 	assert.Equal(t, "1", hdr.Get("Retry-After"))
 	assert.Len(t, f.drain(), 10, "the refused body must not be partly queued")
 	assert.Equal(t, uint64(10), f.c.QueueFull.Load())
-	// After draining, the retry succeeds.
+	assert.Equal(t, uint64(1), f.w.in.held.Load())
+	// After draining, the retry succeeds at once.
 	code, _, _ = post(t, "POST", f.url, "application/json", ten.String())
 	assert.Equal(t, 200, code)
 }
@@ -533,54 +541,7 @@ func TestWebhookSlowClientsAreCut(t *testing.T) {
 	assert.Equal(t, "quick", got[0].Rule)
 }
 
-func TestWebhookConnectionCap(t *testing.T) {
-	f := startWebhook(t, "http://127.0.0.1:0/alerts", func(c *config.Config) { c.Webhook.MaxConnections = 2 })
-	request := func(conn net.Conn, rule string) {
-		a := testAlert(rule)
-		_, err := fmt.Fprintf(conn, "POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(a), a)
-		require.NoError(t, err)
-	}
-	readStatus := func(conn net.Conn, d time.Duration) (string, error) {
-		require.NoError(t, conn.SetReadDeadline(time.Now().Add(d)))
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body) //nolint:errcheck
-		return resp.Status, nil
-	}
-	// Two kept-alive connections, each answered: both slots taken.
-	var held []net.Conn
-	for i := 0; i < 2; i++ {
-		conn, err := net.Dial("tcp", f.w.Addr())
-		require.NoError(t, err)
-		defer conn.Close()
-		request(conn, fmt.Sprintf("held-%d", i))
-		st, err := readStatus(conn, waitFor)
-		require.NoError(t, err)
-		require.Equal(t, "200 OK", st)
-		held = append(held, conn)
-	}
-	require.Equal(t, 2, f.w.conns.Open())
-
-	// A third connection is accepted by the kernel but not served.
-	third, err := net.Dial("tcp", f.w.Addr())
-	require.NoError(t, err)
-	defer third.Close()
-	request(third, "third")
-	_, err = readStatus(third, 300*time.Millisecond)
-	var ne net.Error
-	require.True(t, errors.As(err, &ne) && ne.Timeout(), "the third connection must wait for a slot, got %v", err)
-	assert.Equal(t, 2, f.w.conns.Open())
-
-	// Closing one held connection lets it in; its request is then answered.
-	held[0].Close()
-	st, err := readStatus(third, waitFor)
-	require.NoError(t, err)
-	assert.Equal(t, "200 OK", st)
-	assert.Len(t, f.drain(), 3)
-}
+// TestWebhookConnectionCap is in conns_test.go, with the other tests of conns.go.
 
 // metricsOf fetches /metrics and returns the samples by name, checking
 // that each has HELP and TYPE lines.
@@ -608,12 +569,21 @@ func metricsOf(t *testing.T, c *http.Client, url string, headers ...string) map[
 		case len(fs) == 4 && fs[0] == "#" && fs[1] == "TYPE":
 			typ[fs[2]] = fs[3]
 		case len(fs) == 2:
-			var v uint64
-			_, err := fmt.Sscan(fs[1], &v)
+			// A histogram's samples (NAME_bucket{le="…"}, NAME_sum,
+			// NAME_count) belong to the family NAME; _sum may be fractional.
+			v, err := strconv.ParseFloat(fs[1], 64)
 			require.NoError(t, err, line)
-			out[fs[0]] = v
-			require.True(t, help[fs[0]], "HELP before %s", fs[0])
-			require.NotEmpty(t, typ[fs[0]], "TYPE before %s", fs[0])
+			out[fs[0]] = uint64(v)
+			family, _, _ := strings.Cut(fs[0], "{")
+			if typ[family] == "" {
+				for _, suf := range []string{"_bucket", "_sum", "_count"} {
+					if f := strings.TrimSuffix(family, suf); f != family && typ[f] == "histogram" {
+						family = f
+					}
+				}
+			}
+			require.True(t, help[family], "HELP before %s", fs[0])
+			require.NotEmpty(t, typ[family], "TYPE before %s", fs[0])
 			if strings.HasSuffix(fs[0], "_total") {
 				assert.Equal(t, "counter", typ[fs[0]], fs[0])
 			}
