@@ -21,7 +21,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen report [flags] | loadgen entities [flags] | loadgen idle [flags] | loadgen stall [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen run [flags] | loadgen report [flags] | loadgen entities [flags] | loadgen idle [flags] | loadgen stall [flags] | loadgen flood [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -36,6 +36,8 @@ func main() {
 		err = idleCmd(os.Args[2:])
 	case "stall":
 		err = stallCmd(os.Args[2:])
+	case "flood":
+		err = floodCmd(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
