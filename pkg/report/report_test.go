@@ -1,0 +1,82 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/triage-dev/triage/pkg/alert"
+	"github.com/triage-dev/triage/pkg/config"
+	"github.com/triage-dev/triage/pkg/engine"
+	"github.com/triage-dev/triage/pkg/event"
+	"github.com/triage-dev/triage/pkg/kb"
+)
+
+func records(t *testing.T, lines ...string) []*event.Record {
+	t.Helper()
+	e, err := engine.New(config.Default())
+	require.NoError(t, err)
+	var out []*event.Record
+	for _, l := range lines {
+		var p alert.Parser
+		a := &alert.Alert{}
+		require.NoError(t, p.ParseInto([]byte(l), a))
+		r := &event.Record{}
+		e.Process(a, r)
+		out = append(out, r)
+	}
+	return out
+}
+
+// Alerts of one entity's episode with an incident become one report;
+// an alert without one gets its own.
+func TestGroupRecordsByEpisode(t *testing.T) {
+	recs := records(t,
+		`{"rule":"Terminal shell in container","priority":"Notice","time":"2026-11-21T09:00:00Z","hostname":"n","tags":["mitre_execution"],"output_fields":{"container.id":"aaaaaaaaaaaa"}}`,
+		`{"rule":"Read sensitive file untrusted","priority":"Warning","time":"2026-11-21T09:01:00Z","hostname":"n","tags":["mitre_credential_access"],"output_fields":{"container.id":"aaaaaaaaaaaa"}}`,
+		`{"rule":"Terminal shell in container","priority":"Notice","time":"2026-11-21T09:02:00Z","hostname":"n","tags":["mitre_execution"],"output_fields":{"container.id":"bbbbbbbbbbbb"}}`,
+	)
+	groups := GroupRecords(recs, 15*time.Minute)
+	require.Len(t, groups, 2)
+	assert.NotEmpty(t, groups[0].IncidentID, "two alerts on one container are an incident")
+	assert.Len(t, groups[0].Records, 2)
+	assert.Empty(t, groups[1].IncidentID)
+	assert.Equal(t, "container:n/bbbbbbbbbbbb", groups[1].EntityID)
+	assert.True(t, strings.HasSuffix(groups[1].FileName(3), ".md"))
+	assert.NotContains(t, groups[1].FileName(3), "/")
+}
+
+// Attacker-controlled values reach commands only shell-quoted, and a
+// value cannot break out of its Markdown table cell.
+func TestWriteQuotesAlertValues(t *testing.T) {
+	evil := "0123'; rm -rf / #|`x"
+	recs := records(t, `{"rule":"Fileless execution via memfd_create","priority":"Critical","time":"2026-11-21T09:00:00Z","hostname":"n",
+		"tags":["maturity_stable","mitre_defense_evasion","T1620"],"output_fields":{"container.id":"`+evil+`","proc.pid":4242}}`)
+	k, err := kb.Default()
+	require.NoError(t, err)
+	var b bytes.Buffer
+	require.NoError(t, Write(&b, k, &Group{EntityID: recs[0].Corr.EntityID, Records: recs}))
+	out := b.String()
+	assert.Contains(t, out, "T1620")
+	inFence, commands := false, 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+			continue
+		}
+		if !strings.Contains(line, "rm -rf") {
+			continue
+		}
+		if inFence {
+			commands++
+			assert.Contains(t, line, `'0123'\''; rm -rf / #|`+"`"+`x'`, "a command carries the value shell-quoted: %q", line)
+		} else if strings.HasPrefix(line, "|") {
+			assert.Equal(t, 3, strings.Count(line, "|")-strings.Count(line, `\|`), "the value's | must not add a cell: %q", line)
+		}
+	}
+	assert.Positive(t, commands, "the container playbook's commands use container.id")
+}
