@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/triage-dev/triage/test/harness"
+	"github.com/triage-dev/triage/test/loadgen"
 )
 
 // floodCmd posts hostile bodies of -mib MiB of "1\n" lines (not one of
@@ -45,7 +46,7 @@ func floodCmd(args []string) error {
 		return err
 	}
 	defer inst.Close()
-	base := statusMiB("VmRSS:")
+	base := loadgen.ProcStatusMiB("VmRSS:")
 	body := bytes.Repeat([]byte("1\n"), *mib<<19)
 	type answer struct {
 		Status int     `json:"status"`
@@ -73,7 +74,7 @@ func floodCmd(args []string) error {
 	wg.Wait()
 	out, _ := json.MarshalIndent(map[string]any{
 		"lib": *lib, "body_mib": *mib, "parallel": *parallel, "answers": answers,
-		"rss_before_mib": base, "peak_rss_mib": statusMiB("VmHWM:"),
+		"rss_before_mib": base, "peak_rss_mib": loadgen.ProcStatusMiB("VmHWM:"),
 		"note": "RSS of the whole process: harness, plugin and the client's own copy of the body",
 	}, "", "  ")
 	fmt.Println(string(out))

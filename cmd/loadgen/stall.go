@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/triage-dev/triage/test/harness"
+	"github.com/triage-dev/triage/test/loadgen"
 )
 
 // stallResult is what `loadgen stall` prints.
@@ -71,7 +70,7 @@ func stallCmd(args []string) error {
 	}
 	defer inst.Close()
 	res := stallResult{Lib: *lib, Config: *config, Alerts: *n, AlertBytes: *size, Senders: *senders,
-		Status: map[string]int{}, BaseRSSMiB: statusMiB("VmRSS:")}
+		Status: map[string]int{}, BaseRSSMiB: loadgen.ProcStatusMiB("VmRSS:")}
 
 	var peakMu sync.Mutex
 	sampleStop := make(chan struct{})
@@ -84,7 +83,7 @@ func stallCmd(args []string) error {
 				return
 			case <-t.C:
 			}
-			a, f := statusMiB("RssAnon:"), statusMiB("RssFile:")
+			a, f := loadgen.ProcStatusMiB("RssAnon:"), loadgen.ProcStatusMiB("RssFile:")
 			peakMu.Lock()
 			res.PeakAnonMiB, res.PeakFileMiB = max(res.PeakAnonMiB, a), max(res.PeakFileMiB, f)
 			peakMu.Unlock()
@@ -157,27 +156,10 @@ done:
 	res.SendSeconds = drainStart.Sub(start).Seconds()
 	res.DrainSeconds = time.Since(drainStart).Seconds()
 	close(sampleStop)
-	res.PeakRSSMiB = statusMiB("VmHWM:")
+	res.PeakRSSMiB = loadgen.ProcStatusMiB("VmHWM:")
 	peakMu.Lock()
 	defer peakMu.Unlock()
 	out, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(out))
 	return nil
-}
-
-// statusMiB reads one kB line of /proc/self/status.
-func statusMiB(key string) float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), key); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

@@ -75,7 +75,7 @@ func RunEntities(o EntitiesOptions) (EntitiesResult, error) {
 		return res, err
 	}
 	defer p.Destroy()
-	res.InitRSSMiB = procStatusMiB("VmRSS:")
+	res.InitRSSMiB = ProcStatusMiB("VmRSS:")
 	start := time.Now()
 	inst, err := p.Open(path)
 	if err != nil {
@@ -99,8 +99,8 @@ func RunEntities(o EntitiesOptions) (EntitiesResult, error) {
 		}
 	}
 	res.Elapsed = time.Since(start).Seconds()
-	res.PeakRSSMiB = procStatusMiB("VmHWM:")
-	res.FinalRSSMiB = procStatusMiB("VmRSS:")
+	res.PeakRSSMiB = ProcStatusMiB("VmHWM:")
+	res.FinalRSSMiB = ProcStatusMiB("VmRSS:")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.HarnessHeap = float64(ms.HeapAlloc) / (1 << 20)
@@ -173,8 +173,8 @@ func syscallTemplates(mix string) ([]map[string]any, error) {
 	return out, sc.Err()
 }
 
-// procStatusMiB reads one kB line of /proc/self/status (VmRSS:, VmHWM:).
-func procStatusMiB(key string) float64 {
+// ProcStatusMiB reads one kB line of /proc/self/status (VmRSS:, VmHWM:).
+func ProcStatusMiB(key string) float64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
