@@ -31,7 +31,7 @@ const DefaultOpenParams = "http://127.0.0.1:2820/alerts"
 
 // Config is the plugin's init_config. Every key is optional.
 type Config struct {
-	QueueSize        int         `json:"queueSize" jsonschema:"title=Queue size,description=Alerts held between the inputs and Falco; a full queue makes the webhook answer 503 and file inputs wait,default=8192,minimum=16,maximum=1048576"`
+	QueueSize        int         `json:"queueSize" jsonschema:"title=Queue size,description=Alerts held between the inputs and Falco; a full queue makes the webhook hold requests (webhook.maxHoldMs) and file inputs wait; a body with more alerts gets 413,default=8192,minimum=16,maximum=1048576"`
 	QueueBytes       int         `json:"queueBytes" jsonschema:"title=Queue bytes,description=Memory the queued alerts may take (bytes; an alert counts its strings and field headers); with queueSize it bounds the queue. A single alert larger than it still passes an empty queue,default=67108864,minimum=1048576,maximum=17179869184"`
 	MaxEventBytes    int         `json:"maxEventBytes" jsonschema:"title=Maximum event size,description=Largest accepted alert in bytes (one JSON line); longer lines are skipped and counted,default=262144,minimum=1024,maximum=16777216"`
 	BatchSize        int         `json:"batchSize" jsonschema:"title=Batch size,description=Most events returned to Falco per next_batch call,default=128,minimum=1,maximum=4096"`

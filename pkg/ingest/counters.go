@@ -15,7 +15,7 @@ type Counters struct {
 	Malformed   atomic.Uint64 // rejected: bad JSON, wrong types, missing keys, bad values
 	Oversize    atomic.Uint64 // rejected: line or body over the size limits
 	LoopDropped atomic.Uint64 // dropped: source falco_alert (triage's own alerts)
-	QueueFull   atomic.Uint64 // refused with 503 because the queue was full (the sender keeps them)
+	QueueFull   atomic.Uint64 // refused with 503 after the hold expired (lost unless the sender retries: Falco and Falcosidekick do not)
 	Skipped     atomic.Uint64 // dropped inside next_batch: a panic while processing or an event too large to encode
 }
 
