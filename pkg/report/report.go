@@ -38,9 +38,9 @@ func (g *Group) MaxRisk() int {
 // Title names the report.
 func (g *Group) Title() string {
 	if g.IncidentID != "" {
-		return fmt.Sprintf("Incident %s on %s", g.IncidentID, g.EntityID)
+		return fmt.Sprintf("Incident %s on %s", g.IncidentID, code(g.EntityID))
 	}
-	return fmt.Sprintf("Alert: %s on %s", g.Records[0].Alert.Rule, g.EntityID)
+	return fmt.Sprintf("Alert: %s on %s", code(g.Records[0].Alert.Rule), code(g.EntityID))
 }
 
 // FileName is a safe file name for the report.
@@ -120,12 +120,12 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 		}
 	}
 	if len(recs) > 1 {
-		m.line("- %d alerts on `%s` (%s) from %s to %s.", len(recs), g.EntityID, last.Corr.Kind, ts(first.Alert.Time), ts(last.Alert.Time))
+		m.line("- %d alerts on %s (%s) from %s to %s.", len(recs), code(g.EntityID), last.Corr.Kind, ts(first.Alert.Time), ts(last.Alert.Time))
 	} else {
-		m.line("- %s alert from rule **%s** on `%s` (%s) at %s, host %s, source %s.", first.Alert.Priority, first.Alert.Rule,
-			g.EntityID, first.Corr.Kind, ts(first.Alert.Time), orNA(first.Alert.Hostname), orNA(first.Alert.Source))
+		m.line("- %s alert from rule %s on %s (%s) at %s, host %s, source %s.", first.Alert.Priority, code(first.Alert.Rule),
+			code(g.EntityID), first.Corr.Kind, ts(first.Alert.Time), orNA(first.Alert.Hostname), orNA(first.Alert.Source))
 	}
-	m.line("- Highest alert risk: **%d (%s)**, from *%s*.", worst.Risk.Score, risk.LevelOf(int(worst.Risk.Score)), worst.Alert.Rule)
+	m.line("- Highest alert risk: **%d (%s)**, from %s.", worst.Risk.Score, risk.LevelOf(int(worst.Risk.Score)), code(worst.Alert.Rule))
 	if last.Corr.Set {
 		m.line("- Entity risk score %d (%s), risk sum %d in the risk window.", last.Corr.EntityScore, risk.LevelOf(int(last.Corr.EntityScore)), last.Corr.RiskSum)
 		if names := tacticNames(k, last.Corr.Tactics); len(names) > 0 {
@@ -135,7 +135,7 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 	var escalations []string
 	for _, r := range recs {
 		for _, e := range r.Corr.Escalation {
-			escalations = append(escalations, fmt.Sprintf("%s at %s (%s)", e, ts(r.Alert.Time), r.Alert.Rule))
+			escalations = append(escalations, fmt.Sprintf("%s at %s (%s)", e, ts(r.Alert.Time), code(r.Alert.Rule)))
 		}
 	}
 	if len(escalations) > 0 {
@@ -152,13 +152,13 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 	m.line("| Time (UTC) | Priority | Rule | Risk | Techniques | Repeat |")
 	m.line("|---|---|---|---|---|---|")
 	for _, r := range recs {
-		m.line("| %s | %s | %s | %d %s | %s | %d |", ts(r.Alert.Time), r.Alert.Priority, cell(r.Alert.Rule), r.Risk.Score,
+		m.line("| %s | %s | %s | %d %s | %s | %d |", ts(r.Alert.Time), r.Alert.Priority, code(r.Alert.Rule), r.Risk.Score,
 			risk.LevelOf(int(r.Risk.Score)), cell(strings.Join(r.KB.Techniques, ", ")), r.Corr.DedupCount)
 	}
 	m.blank()
 	for i, r := range recs {
 		if len(recs) > 1 {
-			m.line("### Alert %d: %s", i+1, r.Alert.Rule)
+			m.line("### Alert %d: %s", i+1, code(r.Alert.Rule))
 			m.blank()
 		} else {
 			m.line("### Alert details")
@@ -179,7 +179,7 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 		}
 		if r.Alert.Output != "" {
 			m.blank()
-			m.fence("text", r.Alert.Output)
+			m.fence("text", visible(r.Alert.Output, false))
 		}
 		m.blank()
 	}
@@ -192,7 +192,7 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 			continue
 		}
 		seenRule[r.Alert.Rule] = true
-		m.line("**%s**: %s", r.Alert.Rule, whatHappened(k, r))
+		m.line("%s: %s", code(r.Alert.Rule), whatHappened(k, r))
 		m.blank()
 	}
 
@@ -211,13 +211,13 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 			if t, ok := k.Technique(id); ok {
 				name, tactics = t.Name, strings.Join(t.Tactics, ", ")
 			}
-			m.line("| [%s](%s) | %s | %s | %s |", id, kb.TechniqueURL(id), cell(name), tactics, cell(r.Alert.Rule))
+			m.line("| [%s](%s) | %s | %s | %s |", id, kb.TechniqueURL(id), cell(name), tactics, code(r.Alert.Rule))
 		}
 		if len(r.KB.Techniques) == 0 {
-			m.line("| – | no technique known (mapping: %s) | %s | %s |", r.KB.Via, strings.Join(tacticShort(k, r.KB.Tactics), ", "), cell(r.Alert.Rule))
+			m.line("| – | no technique known (mapping: %s) | %s | %s |", r.KB.Via, strings.Join(tacticShort(k, r.KB.Tactics), ", "), code(r.Alert.Rule))
 		}
 		if r.KB.Conflict != "" {
-			conflicts = append(conflicts, fmt.Sprintf("*%s*: %s", r.Alert.Rule, r.KB.Conflict))
+			conflicts = append(conflicts, fmt.Sprintf("%s: %s", code(r.Alert.Rule), r.KB.Conflict))
 		}
 	}
 	m.blank()
@@ -235,7 +235,7 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 	m.line("Score = impact × confidence / 100 + context, with asset criticality as an odds update; bands low ≤ 21 < medium ≤ 47 < high ≤ 73 < critical (see docs/risk-model.md).")
 	m.blank()
 	for _, r := range recs {
-		m.line("- %s: **%d (%s)**: %s", r.Alert.Rule, r.Risk.Score, risk.LevelOf(int(r.Risk.Score)), strings.Join(r.Risk.Factors, ", "))
+		m.line("- %s: **%d (%s)**: %s", code(r.Alert.Rule), r.Risk.Score, risk.LevelOf(int(r.Risk.Score)), cell(strings.Join(r.Risk.Factors, ", ")))
 	}
 	m.blank()
 
@@ -304,10 +304,10 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 		done[r.Alert.Rule] = true
 		rule, ok := k.Rule(r.Alert.Rule)
 		if !ok {
-			m.line("- *%s*: a custom rule; the knowledge base has no rule-specific notes.", r.Alert.Rule)
+			m.line("- %s: a custom rule; the knowledge base has no rule-specific notes.", code(r.Alert.Rule))
 			continue
 		}
-		m.line("- *%s*: %s", r.Alert.Rule, rule.Triage)
+		m.line("- %s: %s", code(r.Alert.Rule), rule.Triage)
 		for _, fp := range rule.FalsePositives {
 			m.line("  - False positive: %s", fp)
 		}
@@ -473,7 +473,7 @@ func orNA(s string) string {
 	if s == "" {
 		return "n/a"
 	}
-	return s
+	return code(s)
 }
 
 // md writes Markdown, keeping the first write error.
@@ -510,12 +510,15 @@ func longestRun(s string, c byte) int {
 	return best
 }
 
-// code renders a value as an inline code span safe in a table cell.
+// code renders a value from an alert (attacker-controlled) as an inline
+// code span: nothing in it can add Markdown structure, links or HTML, a
+// table cell's | is escaped, and control characters show as \xNN so
+// neither a terminal nor a viewer acts on them.
 func code(s string) string {
 	if s == "" {
 		return ""
 	}
-	s = strings.NewReplacer("\n", " ", "\r", " ", "|", "\\|").Replace(s)
+	s = strings.ReplaceAll(visible(s, true), "|", "\\|")
 	f := strings.Repeat("`", longestRun(s, '`')+1)
 	pad := ""
 	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
@@ -528,3 +531,36 @@ func code(s string) string {
 func cell(s string) string {
 	return strings.NewReplacer("\n", " ", "\r", " ", "|", "\\|").Replace(s)
 }
+
+// visible replaces control characters (C0, DEL, C1) with \xNN or \u00NN
+// text so that escape sequences and carriage returns in alert values
+// neither drive a terminal nor hide text. Newlines and tabs stay in
+// multi-line blocks (oneLine false) and become \n and \t on one line.
+func visible(s string, oneLine bool) string {
+	clean := true
+	for _, r := range s {
+		if isControl(r) && (oneLine || (r != '\n' && r != '\t')) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !isControl(r) || (!oneLine && (r == '\n' || r == '\t')):
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -79,4 +80,70 @@ func TestWriteQuotesAlertValues(t *testing.T) {
 		}
 	}
 	assert.Positive(t, commands, "the container playbook's commands use container.id")
+}
+
+// Every alert value the report shows is code-quoted: hostile rule names,
+// hostnames, sources, entity IDs and field values add no heading, link,
+// emphasis or HTML, and their control characters are shown, not sent to
+// the terminal (issue 15, "Report injection").
+func TestWriteHostileValuesAddNoStructure(t *testing.T) {
+	hostile := "x\n# Injected heading\n[click](http://evil.example) <script>alert(1)</script> **bold** \x1b[31mred\r"
+	esc := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	recs := records(t,
+		`{"rule":`+esc(hostile)+`,"priority":"Critical","time":"2026-11-21T09:00:00Z","hostname":`+esc(hostile)+`,"source":`+esc(hostile)+`,
+		"output":`+esc(hostile)+`,"output_fields":{"container.id":`+esc(hostile)+`,"proc.cmdline":`+esc(hostile)+`}}`,
+		`{"rule":`+esc(hostile)+`,"priority":"Critical","time":"2026-11-21T09:01:00Z","hostname":`+esc(hostile)+`,"source":`+esc(hostile)+`,
+		"output_fields":{"container.id":`+esc(hostile)+`}}`)
+	k, err := kb.Default()
+	require.NoError(t, err)
+	for _, g := range GroupRecords(recs, 15*time.Minute) {
+		var b bytes.Buffer
+		require.NoError(t, Write(&b, k, g))
+		out := b.String()
+		assert.NotContains(t, out, "\x1b", "no raw escape character")
+		assert.NotContains(t, out, "\r", "no raw carriage return")
+		inFence := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "```") {
+				inFence = !inFence
+				continue
+			}
+			if inFence {
+				continue
+			}
+			assert.False(t, strings.HasPrefix(line, "# Injected"), "a heading from an alert value: %q", line)
+			for _, bad := range []string{"<script>", "](http://evil.example)", "**bold**"} {
+				if i := strings.Index(line, bad); i >= 0 {
+					assert.True(t, insideCodeSpan(line, i), "%q outside a code span in %q", bad, line)
+				}
+			}
+		}
+	}
+}
+
+// insideCodeSpan says whether byte i of a Markdown line lies inside an
+// inline code span (backtick runs of equal length open and close one).
+func insideCodeSpan(line string, i int) bool {
+	open := 0 // length of the open span's backtick run, 0 outside
+	for j := 0; j < len(line); {
+		if line[j] != '`' {
+			if j == i {
+				return open > 0
+			}
+			j++
+			continue
+		}
+		n := 0
+		for j+n < len(line) && line[j+n] == '`' {
+			n++
+		}
+		switch {
+		case open == 0:
+			open = n
+		case open == n:
+			open = 0
+		}
+		j += n
+	}
+	return false
 }
