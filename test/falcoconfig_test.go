@@ -31,14 +31,14 @@ type documentedEntry struct {
 var yamlFence = regexp.MustCompile("(?ms)^```ya?ml\\s*\\n(.*?)^```")
 
 // falcoDocsFromMarkdown returns the YAML blocks of a Markdown file that hold
-// a `plugins:` list.
+// a `plugins:` list or a plugin's `init_config:` alone.
 func falcoDocsFromMarkdown(t *testing.T, path string) map[string]*yaml.Node {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	out := map[string]*yaml.Node{}
 	for i, m := range yamlFence.FindAllStringSubmatch(string(b), -1) {
-		if !regexp.MustCompile(`(?m)^\s*plugins:`).MatchString(m[1]) {
+		if !regexp.MustCompile(`(?m)^\s*(plugins|init_config):`).MatchString(m[1]) {
 			continue
 		}
 		var n yaml.Node
@@ -76,6 +76,12 @@ func documentedTriageEntries(t *testing.T) []documentedEntry {
 	for where, n := range docs {
 		entries, err := harness.FalcoPlugins(n)
 		require.NoError(t, err, where)
+		if ic := initConfigAlone(n); ic != nil {
+			// A doc block showing only triage's init_config (docs/risk-model.md).
+			conv, err := harness.FalcoInitConfig(ic)
+			require.NoError(t, err, where)
+			entries = append(entries, harness.FalcoPluginEntry{Name: plugin.PluginName, InitConfig: conv})
+		}
 		for _, e := range entries {
 			if e.Name == plugin.PluginName {
 				out = append(out, documentedEntry{where, e})
@@ -83,6 +89,27 @@ func documentedTriageEntries(t *testing.T) []documentedEntry {
 		}
 	}
 	return out
+}
+
+// initConfigAlone returns the value of a top-level init_config key of a
+// block that has no plugins list.
+func initConfigAlone(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var ic *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch n.Content[i].Value {
+		case "plugins":
+			return nil
+		case "init_config":
+			ic = n.Content[i+1]
+		}
+	}
+	return ic
 }
 
 // localFiles points the files the central config names at real ones made
@@ -111,7 +138,7 @@ func TestDocumentedInitConfigsLoadAsFalcoSendsThem(t *testing.T) {
 	}
 	// The documents the issue names must be among them, or this checks nothing.
 	for _, must := range []string{"README.md", "deploy/falco-single-process.yaml", "deploy/falco-file-follow.yaml",
-		"deploy/falco-central-sidekick.yaml", "deploy/helm/values.yaml"} {
+		"deploy/falco-central-sidekick.yaml", "deploy/helm/values.yaml", "risk-model.md"} {
 		assert.True(t, seen[must], "no triage plugin entry found in %s", must)
 	}
 
