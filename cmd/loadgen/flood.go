@@ -6,13 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/triage-dev/triage/test/harness"
 	"github.com/triage-dev/triage/test/loadgen"
 )
 
@@ -27,25 +25,11 @@ func floodCmd(args []string) error {
 	parallel := fs.Int("parallel", 4, "bodies posted at once")
 	fs.Parse(args)
 
-	p, err := harness.Load(*lib)
+	_, _, url, closeAll, err := loadgen.OpenWebhook(*lib, "{}")
 	if err != nil {
 		return err
 	}
-	defer p.Destroy()
-	if err := p.Init("{}"); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/alerts", ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	inst, err := p.Open(url)
-	if err != nil {
-		return err
-	}
-	defer inst.Close()
+	defer closeAll()
 	base := loadgen.ProcStatusMiB("VmRSS:")
 	body := bytes.Repeat([]byte("1\n"), *mib<<19)
 	type answer struct {

@@ -5,16 +5,16 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/triage-dev/triage/test/loadgen"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/triage-dev/triage/test/harness"
 )
 
 // idleResult is what `loadgen idle` prints.
@@ -47,24 +47,12 @@ func idleCmd(args []string) error {
 	silent := fs.Bool("silent", false, "the idle clients connect and send nothing (no first request)")
 	fs.Parse(args)
 
-	p, err := harness.Load(*lib)
+	_, inst, url, closeAll, err := loadgen.OpenWebhook(*lib, fmt.Sprintf(`{"queueSize": 65536, "webhook": {"maxConnections": %d}}`, *maxConns))
 	if err != nil {
 		return err
 	}
-	defer p.Destroy()
-	if err := p.Init(fmt.Sprintf(`{"queueSize": 65536, "webhook": {"maxConnections": %d}}`, *maxConns)); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	inst, err := p.Open("http://" + addr + "/alerts")
-	if err != nil {
-		return err
-	}
+	defer closeAll()
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/alerts")
 	// Falco's side: drain the queue.
 	stop := make(chan struct{})
 	var drained sync.WaitGroup
@@ -86,7 +74,7 @@ func idleCmd(args []string) error {
 			}
 		}
 	}()
-	defer func() { close(stop); drained.Wait(); inst.Close() }()
+	defer func() { close(stop); drained.Wait() }()
 
 	alert := func(rule string) string {
 		return fmt.Sprintf(`{"output":"o","priority":"Warning","rule":%q,"source":"syscall","time":"2026-11-21T04:45:00.682554049Z","output_fields":{"proc.name":"bash"},"hostname":"h"}`, rule)

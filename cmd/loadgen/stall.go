@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/triage-dev/triage/test/harness"
 	"github.com/triage-dev/triage/test/loadgen"
 )
 
@@ -49,26 +47,11 @@ func stallCmd(args []string) error {
 	config := fs.String("config", "{}", "init_config")
 	fs.Parse(args)
 
-	p, err := harness.Load(*lib)
+	_, inst, url, closeAll, err := loadgen.OpenWebhook(*lib, *config)
 	if err != nil {
 		return err
 	}
-	defer p.Destroy()
-	if err := p.Init(*config); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	url := fmt.Sprintf("http://127.0.0.1:%d/alerts", port)
-	inst, err := p.Open(url)
-	if err != nil {
-		return err
-	}
-	defer inst.Close()
+	defer closeAll()
 	res := stallResult{Lib: *lib, Config: *config, Alerts: *n, AlertBytes: *size, Senders: *senders,
 		Status: map[string]int{}, BaseRSSMiB: loadgen.ProcStatusMiB("VmRSS:")}
 

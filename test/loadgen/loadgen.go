@@ -123,6 +123,28 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// OpenWebhook loads the plugin library, initializes it with initConfig and
+// opens its webhook on a free loopback port. close destroys both.
+func OpenWebhook(lib, initConfig string) (p *harness.Plugin, inst *harness.Instance, url string, close func(), err error) {
+	if p, err = harness.Load(lib); err != nil {
+		return nil, nil, "", nil, err
+	}
+	if err = p.Init(initConfig); err != nil {
+		return nil, nil, "", nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		p.Destroy()
+		return nil, nil, "", nil, err
+	}
+	url = fmt.Sprintf("http://127.0.0.1:%d/alerts", port)
+	if inst, err = p.Open(url); err != nil {
+		p.Destroy()
+		return nil, nil, "", nil, err
+	}
+	return p, inst, url, func() { inst.Close(); p.Destroy() }, nil
+}
+
 // Run performs one bounded run.
 func Run(o Options) (Result, error) {
 	res := Result{Options: o}
@@ -148,24 +170,11 @@ func Run(o Options) (Result, error) {
 	if o.Bare {
 		return runBare(o, tpls)
 	}
-	p, err := harness.Load(o.Lib)
+	p, inst, url, closeAll, err := OpenWebhook(o.Lib, o.InitConfig)
 	if err != nil {
 		return res, err
 	}
-	if err := p.Init(o.InitConfig); err != nil {
-		return res, err
-	}
-	defer p.Destroy()
-	port, err := freePort()
-	if err != nil {
-		return res, err
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/alerts", port)
-	inst, err := p.Open(url)
-	if err != nil {
-		return res, err
-	}
-	defer inst.Close()
+	defer closeAll()
 	var reqs []harness.Request
 	for _, f := range o.Extract {
 		r, err := harness.ParseRequest(f)
