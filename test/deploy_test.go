@@ -192,17 +192,9 @@ func TestDeployCentralSidekickConfig(t *testing.T) {
 	c, raw := loadFalcoConfig(t, name)
 	initConfig, openParams := triageEntry(t, name, c)
 
-	// The config names files under /etc/triage; give them real content
-	// (certificates generated here, a secret) and point the copy there.
-	dir := t.TempDir()
-	pki := newE2EPKI(t, dir)
-	secret := filepath.Join(dir, "secret")
-	require.NoError(t, os.WriteFile(secret, []byte("s3cr3t-for-the-test\n"), 0o600))
-	local := strings.NewReplacer(
-		"/etc/triage/tls/server.crt", pki.cert, "/etc/triage/tls/server.key", pki.key,
-		"/etc/triage/tls/ca.crt", pki.ca, "/etc/triage/secret", secret,
-		"/var/lib/triage/", dir+"/",
-	).Replace(initConfig)
+	// The config names files under /etc/triage and /var/lib/triage; give
+	// them real content and point the copy there (falcoconfig_test.go).
+	local := localFiles(t, initConfig)
 	require.NotEqual(t, initConfig, local, "the config names the TLS and secret files")
 	cfg := checkInitConfig(t, name, local)
 	checkTriageOutputs(t, name, c)

@@ -113,7 +113,7 @@ func initConfigAlone(n *yaml.Node) *yaml.Node {
 }
 
 // localFiles points the files the central config names at real ones made
-// here (TLS certificates, the secret).
+// here: TLS certificates, the secret, and the spill's parent directory.
 func localFiles(t *testing.T, initConfig string) string {
 	t.Helper()
 	if !strings.Contains(initConfig, "/etc/triage/") && !strings.Contains(initConfig, "/var/lib/triage/") {

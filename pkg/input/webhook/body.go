@@ -249,14 +249,18 @@ func (w *Server) queueBody(rq *request, alerts []*alert.Alert, records [][]byte)
 		w.in.tooLarge.Add(1)
 		return http.StatusRequestEntityTooLarge, tooLargeReason(len(alerts), w.q)
 	case rq.r.Context().Err() != nil:
-		// The sender gave up (its own timeout) or the server is closing;
-		// nothing was queued and nobody reads the answer.
-		w.in.abandoned.Add(1)
-		w.log.Limitedf("webhook: %s went away after %v held; its %d alerts were not queued", rq.r.RemoteAddr, time.Since(rq.holdStart).Round(time.Millisecond), len(alerts))
-		return http.StatusServiceUnavailable, "gave up"
+		return w.abandon(rq, len(alerts))
 	default:
 		return w.busy(rq, len(alerts), "the queue stayed full")
 	}
+}
+
+// abandon counts a held request whose sender gave up (its own timeout) or
+// whose server is closing: nothing was queued and nobody reads the answer.
+func (w *Server) abandon(rq *request, n int) (int, string) {
+	w.in.abandoned.Add(1)
+	w.log.Limitedf("webhook: %s went away after %v held; its %d alerts were not queued", rq.r.RemoteAddr, time.Since(rq.holdStart).Round(time.Millisecond), n)
+	return http.StatusServiceUnavailable, "gave up"
 }
 
 // busy answers 503 after the hold expired: the alerts are counted as

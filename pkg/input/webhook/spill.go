@@ -45,9 +45,7 @@ func (w *Server) placeBody(rq *request, alerts []*alert.Alert, records [][]byte)
 		w.in.tooLarge.Add(1)
 		return http.StatusRequestEntityTooLarge, "body is larger than the whole spill (spill.maxBytes); send it in smaller bodies; nothing of this body was queued"
 	case rq.r.Context().Err() != nil:
-		w.in.abandoned.Add(1)
-		w.log.Limitedf("webhook: %s went away after %v held; its %d alerts were not queued", rq.r.RemoteAddr, time.Since(rq.holdStart).Round(time.Millisecond), len(alerts))
-		return http.StatusServiceUnavailable, "gave up"
+		return w.abandon(rq, len(alerts))
 	case errors.Is(err, spill.ErrFull), rq.hold().Err() != nil:
 		return w.busy(rq, len(alerts), "the queue and the spill stayed full")
 	default:
