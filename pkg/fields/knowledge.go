@@ -98,7 +98,7 @@ var knowledgeDefs = []Def{
 			return nil, false
 		}},
 	{Name: "mitigation.safety", Type: TypeString, Display: "Safety class",
-		Desc: "Most severe safety class among the primary playbook's steps for this environment: investigate < contain < harden < destructive.",
+		Desc: "Most severe safety class among the primary playbook's steps for this environment: investigate < contain < harden < disrupt < destructive.",
 		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
 			if v := primaryVariant(r, k); v != nil {
 				return mostSevere(v), true
@@ -133,10 +133,10 @@ var knowledgeDefs = []Def{
 			return nil, false
 		}},
 	{Name: "response.reversible", Type: TypeBool, Display: "Response reversible",
-		Desc: "True when no step of the primary playbook for this environment is destructive, so the response can be undone.",
+		Desc: "True when every step of the primary playbook for this environment can be undone: none disrupts (stops a process, container, session or instance) or destroys.",
 		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
 			if v := primaryVariant(r, k); v != nil {
-				return mostSevere(v) != kb.SafetyDestructive, true
+				return kb.SafetyRank[mostSevere(v)] < kb.SafetyRank[kb.SafetyDisrupt], true
 			}
 			return nil, false
 		}},
@@ -172,7 +172,7 @@ func primaryVariant(r *event.Record, k *kb.KB) *kb.Variant {
 	return v
 }
 
-var severity = map[string]int{kb.SafetyInvestigate: 0, kb.SafetyContain: 1, kb.SafetyHarden: 2, kb.SafetyDestructive: 3}
+var severity = map[string]int{kb.SafetyInvestigate: 0, kb.SafetyContain: 1, kb.SafetyHarden: 2, kb.SafetyDisrupt: 3, kb.SafetyDestructive: 4}
 
 func mostSevere(v *kb.Variant) string {
 	worst := kb.SafetyInvestigate

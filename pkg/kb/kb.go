@@ -22,12 +22,47 @@ var embedded embed.FS
 // AttackVersion is the ATT&CK release the knowledge base follows.
 const AttackVersion = "18.1"
 
-// Safety classes of playbook steps, from harmless to irreversible.
+// Safety classes of playbook steps, from harmless to irreversible
+// (docs/knowledge-base.md, "Safety classes"). The validator classifies
+// every command by what it does and refuses a step whose command does more
+// than its class allows.
 const (
+	// SafetyInvestigate reads only; evidence copies go to the evidence directory.
 	SafetyInvestigate = "investigate"
-	SafetyContain     = "contain"
-	SafetyHarden      = "harden"
+	// SafetyContain is reversible and keeps volatile state (suspend, isolate, label, lock).
+	SafetyContain = "contain"
+	// SafetyHarden is a reversible configuration change that prevents a repeat.
+	SafetyHarden = "harden"
+	// SafetyDisrupt stops a process, container, session or instance: it can be
+	// restarted, but volatile state (memory, connections, sessions) is lost.
+	SafetyDisrupt = "disrupt"
+	// SafetyDestructive deletes irreversibly.
 	SafetyDestructive = "destructive"
+)
+
+// SafetyRank orders the classes by how much a step may do; contain and
+// harden are both reversible changes and share a rank.
+var SafetyRank = map[string]int{SafetyInvestigate: 0, SafetyContain: 1, SafetyHarden: 1, SafetyDisrupt: 2, SafetyDestructive: 3}
+
+// Evidence targets: what a disrupt or destructive step ends, and what an
+// evidence step (captures:) preserves before it does.
+const (
+	TargetProcess   = "process"
+	TargetContainer = "container"
+	TargetPod       = "pod"
+	TargetInstance  = "instance"
+)
+
+// Mapping kinds of a rule (Rule.Kind).
+const (
+	// KindTechnique: the rule detects an ATT&CK technique (the default).
+	KindTechnique = "technique"
+	// KindPosture: the rule reports a configuration or posture (a root
+	// container, an ingress without TLS), not an adversary technique.
+	KindPosture = "posture"
+	// KindCatchAll: the rule matches every event of a kind (All K8s Audit
+	// Events) and says nothing about technique.
+	KindCatchAll = "catch-all"
 )
 
 // Environments a playbook variant can target.
@@ -77,6 +112,17 @@ type Step struct {
 	// (conf: rsyslog/fstab/systemd style config; text: anything else).
 	Lang string `yaml:"lang"`
 	Note string `yaml:"note"`
+	// Undo says how to reverse a contain or harden step.
+	Undo *Undo `yaml:"undo"`
+	// Captures names the targets an evidence step preserves (process,
+	// container, pod, instance) before a later step ends them.
+	Captures []string `yaml:"captures"`
+}
+
+// Undo reverses a step: a command template, a note, or both.
+type Undo struct {
+	Command string `yaml:"command"`
+	Note    string `yaml:"note"`
 }
 
 type Variant struct {
@@ -103,8 +149,11 @@ type Playbook struct {
 }
 
 type Rule struct {
-	Rule           string   `yaml:"rule"`
-	Source         string   `yaml:"source"`
+	Rule   string `yaml:"rule"`
+	Source string `yaml:"source"`
+	// Kind is technique (default), posture or catch-all; only technique
+	// rules map to ATT&CK techniques.
+	Kind           string   `yaml:"kind"`
 	Techniques     []string `yaml:"techniques"`
 	Conflict       string   `yaml:"conflict"`
 	Playbooks      []string `yaml:"playbooks"`
@@ -276,6 +325,14 @@ func (k *KB) D3FENDTechnique(id string) (*D3FEND, bool) { d, ok := k.d3fend[id];
 
 // Playbook returns a playbook by ID.
 func (k *KB) Playbook(id string) (*Playbook, bool) { p, ok := k.playbooks[id]; return p, ok }
+
+// MappingKind returns the rule's mapping kind, technique when unset.
+func (r *Rule) MappingKind() string {
+	if r.Kind == "" {
+		return KindTechnique
+	}
+	return r.Kind
+}
 
 // Rule returns the map entry of a Falco rule by its exact name.
 func (k *KB) Rule(name string) (*Rule, bool) { r, ok := k.rules[name]; return r, ok }

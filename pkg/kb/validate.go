@@ -24,7 +24,7 @@ var RuleSources = map[string]string{
 	"github":         EnvGitHub,
 }
 
-var safetyClasses = map[string]bool{SafetyInvestigate: true, SafetyContain: true, SafetyHarden: true, SafetyDestructive: true}
+var evidenceTargets = map[string]bool{TargetProcess: true, TargetContainer: true, TargetPod: true, TargetInstance: true}
 
 // forbidden are command fragments that do harm whatever the alert: the
 // kind of advice triage exists to replace.
@@ -102,8 +102,17 @@ func (k *KB) validate() []string {
 		if _, ok := RuleSources[r.Source]; !ok {
 			bad("rule %q: unknown source %q", name, r.Source)
 		}
-		if len(r.Techniques) == 0 {
-			bad("rule %q: no techniques", name)
+		switch r.MappingKind() {
+		case KindTechnique:
+			if len(r.Techniques) == 0 {
+				bad("rule %q: no techniques (a rule that detects a posture or matches everything says kind: posture or kind: catch-all)", name)
+			}
+		case KindPosture, KindCatchAll:
+			if len(r.Techniques) > 0 {
+				bad("rule %q: kind %s maps to no technique; found %v", name, r.Kind, r.Techniques)
+			}
+		default:
+			bad("rule %q: kind %q is not one of technique, posture, catch-all", name, r.Kind)
 		}
 		for _, t := range r.Techniques {
 			if _, ok := k.techniques[t]; !ok {
@@ -213,14 +222,35 @@ func ValidateStep(s *Step) []string {
 	if strings.TrimSpace(s.Title) == "" {
 		errs = append(errs, "no title")
 	}
-	if !safetyClasses[s.Safety] {
-		errs = append(errs, fmt.Sprintf("safety %q is not one of investigate, contain, harden, destructive", s.Safety))
+	if _, ok := SafetyRank[s.Safety]; !ok {
+		errs = append(errs, fmt.Sprintf("safety %q is not one of investigate, contain, harden, disrupt, destructive", s.Safety))
 	}
 	if s.Command == "" && s.YAML == "" && s.Note == "" {
 		errs = append(errs, "needs a command, yaml or note")
 	}
 	if s.Safety == SafetyDestructive && strings.TrimSpace(s.Note) == "" {
 		errs = append(errs, "a destructive step needs a note saying what it destroys")
+	}
+	if s.Safety == SafetyDisrupt && strings.TrimSpace(s.Note) == "" {
+		errs = append(errs, "a disrupt step needs a note saying what is lost")
+	}
+	for _, c := range s.Captures {
+		if !evidenceTargets[c] {
+			errs = append(errs, fmt.Sprintf("captures %q is not one of process, container, pod, instance", c))
+		}
+	}
+	if len(s.Captures) > 0 && s.Safety != SafetyInvestigate {
+		errs = append(errs, "an evidence step (captures) must be safety investigate")
+	}
+	if s.Undo != nil {
+		if s.Undo.Command == "" && strings.TrimSpace(s.Undo.Note) == "" {
+			errs = append(errs, "undo needs a command or a note")
+		}
+		if s.Undo.Command != "" {
+			for _, e := range CheckTemplate(s.Undo.Command) {
+				errs = append(errs, "undo: "+e)
+			}
+		}
 	}
 	if s.Command != "" {
 		errs = append(errs, CheckTemplate(s.Command)...)
