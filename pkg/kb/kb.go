@@ -184,7 +184,13 @@ type KB struct {
 	playbooks     map[string]*Playbook
 	rules         map[string]*Rule
 	origin        map[string]string // "kind id" -> file, for error messages
+
+	// lintProblems are what the command lints (lint.go) found.
+	lintProblems []string
 }
+
+// LintProblems returns what the command lints found in the playbooks.
+func (k *KB) LintProblems() []string { return k.lintProblems }
 
 var (
 	defaultOnce sync.Once

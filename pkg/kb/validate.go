@@ -3,6 +3,7 @@ package kb
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -97,7 +98,16 @@ func (k *KB) validate() []string {
 		for _, e := range k.validatePlaybook(p) {
 			bad("playbook %s: %s", id, e)
 		}
+		for env, v := range p.Variants {
+			if v == nil {
+				continue
+			}
+			for _, e := range lintVariant(v) {
+				k.lintProblems = append(k.lintProblems, fmt.Sprintf("playbook %s/%s %s", id, env, e))
+			}
+		}
 	}
+	sort.Strings(k.lintProblems)
 	for name, r := range k.rules {
 		if _, ok := RuleSources[r.Source]; !ok {
 			bad("rule %q: unknown source %q", name, r.Source)
