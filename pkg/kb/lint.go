@@ -90,7 +90,57 @@ func parseTemplate(tmpl string) (*parsedCommand, error) {
 		return nil, err
 	}
 	pc.file = f
+	taintVariables(f)
 	return pc, nil
+}
+
+// taintVariables makes a variable that holds an alert value count as that
+// value: x={{k8s.pod.name}} … "$x" is checked like {{k8s.pod.name}}. A
+// value that went through a command substitution (an encoder, a lookup)
+// is the command's output, not the alert's text, and is not followed.
+func taintVariables(f *syntax.File) {
+	tainted := map[string]string{}
+	for pass := 0; pass < 3; pass++ {
+		syntax.Walk(f, func(n syntax.Node) bool {
+			if as, ok := n.(*syntax.Assign); ok && as.Name != nil && as.Value != nil && !as.Append {
+				hasSubst := false
+				for _, part := range as.Value.Parts {
+					if _, ok := part.(*syntax.CmdSubst); ok {
+						hasSubst = true
+					}
+				}
+				if v := flatten(as.Value); !hasSubst && v.hasValue() {
+					tainted[as.Name.Value] = markerRe.FindString(v.text)
+				}
+			}
+			return true
+		})
+		if len(tainted) == 0 {
+			return
+		}
+		syntax.Walk(f, func(n syntax.Node) bool {
+			var parts *[]syntax.WordPart
+			switch n := n.(type) {
+			case *syntax.Word:
+				parts = &n.Parts
+			case *syntax.DblQuoted:
+				parts = &n.Parts
+			default:
+				return true
+			}
+			for i, part := range *parts {
+				pe, ok := part.(*syntax.ParamExp)
+				// ${x#*/} and ${x%%-*} are still the alert's text; ${#x} is not
+				if !ok || pe.Param == nil || pe.Length || pe.Excl {
+					continue
+				}
+				if m, ok := tainted[pe.Param.Value]; ok {
+					(*parts)[i] = &syntax.Lit{Value: m, ValuePos: pe.Pos(), ValueEnd: pe.End()}
+				}
+			}
+			return true
+		})
+	}
 }
 
 // show turns markers back into {{KEY}} for messages.
@@ -661,6 +711,7 @@ var nextWordValue = map[string]map[string]bool{
 	"readlink":   {},
 	"journalctl": {"-t": true, "--identifier": true, "_PID": true, "--since": true, "--until": true, "-o": true},
 	"chage":      {},
+	"crontab":    {"-u": true},
 	"getent":     {},
 	"id":         {},
 	"last":       {},
@@ -676,7 +727,7 @@ var nextWordValue = map[string]map[string]bool{
 // valueLints checks how alert values reach one simple command.
 func valueLints(pc *parsedCommand, c call, bad func(string, ...any)) {
 	if strings.HasPrefix(c.name, markerPrefix) {
-		bad("an alert value is the command name")
+		bad("[command-name] an alert value is the command name")
 		return
 	}
 	hasValue := false
@@ -689,33 +740,33 @@ func valueLints(pc *parsedCommand, c call, bad func(string, ...any)) {
 	show := pc.show
 	// 1. regex and glob positions
 	if why, ok := patternTools[c.name]; ok {
-		bad("%s: an alert value reaches %s (%s); compare exactly instead (e.g. /proc/PID/comm with [ = ], or grep -F --)", c.name, show(joinArgs(c)), why)
+		bad("[pattern] %s: an alert value reaches %s (%s); compare exactly instead (e.g. /proc/PID/comm with [ = ], or grep -F --)", c.name, show(joinArgs(c)), why)
 		return
 	}
 	switch c.name {
 	case "grep", "zgrep":
 		if !c.has("-F", "--fixed-strings") {
-			bad("grep without -F: an alert value reaches grep as a regex in %q", show(joinArgs(c)))
+			bad("[pattern] grep without -F: an alert value reaches grep as a regex in %q", show(joinArgs(c)))
 		}
 	case "find":
 		for i, a := range c.args {
 			if i > 0 && c.args[i-1].is("-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex", "-lname", "-ilname") && a.hasValue() {
-				bad("find %s: an alert value is a glob or regex in %q", c.args[i-1].text, show(joinArgs(c)))
+				bad("[pattern] find %s: an alert value is a glob or regex in %q", c.args[i-1].text, show(joinArgs(c)))
 			}
 		}
 	case "journalctl":
 		for i, a := range c.args {
 			if a.hasValue() && (i > 0 && c.args[i-1].is("-g", "--grep", "-u", "--unit", "--user-unit") || strings.HasPrefix(a.text, "--grep=") || strings.HasPrefix(a.text, "--unit=") || strings.HasPrefix(a.text, "-u"+markerPrefix)) {
-				bad("journalctl: an alert value is a pattern (-g is a regex, -u a glob) in %q", show(joinArgs(c)))
+				bad("[pattern] journalctl: an alert value is a pattern (-g is a regex, -u a glob) in %q", show(joinArgs(c)))
 			}
 		}
 	case "echo":
-		bad("echo parses options (-n, -e) and escapes: print alert values with printf '%%s\\n' instead, in %q", show(joinArgs(c)))
+		bad("[option] echo parses options (-n, -e) and escapes: print alert values with printf '%%s\\n' instead, in %q", show(joinArgs(c)))
 		return
 	case "jq":
 		// the filter is the first positional word; values go through --arg
 		if p := c.positional(); len(p) > 0 && p[0].hasValue() && !argValue(c, p[0]) {
-			bad("jq: an alert value is part of the jq program in %q; pass it with --arg", show(joinArgs(c)))
+			bad("[pattern] jq: an alert value is part of the jq program in %q; pass it with --arg", show(joinArgs(c)))
 		}
 	}
 	// 3. URLs
@@ -731,7 +782,7 @@ func valueLints(pc *parsedCommand, c call, bad func(string, ...any)) {
 			isURL = true
 		}
 		if isURL {
-			bad("an alert value is part of a URL in %q; percent-encode it first (v=$(jq -rn --arg v {{x}} '$v|@uri'))", show(a.text))
+			bad("[url] an alert value is part of a URL in %q; percent-encode it first (v=$(jq -rn --arg v {{x}} '$v|@uri'))", show(a.text))
 		}
 	}
 	// 2. option positions
@@ -746,7 +797,7 @@ func valueLints(pc *parsedCommand, c call, bad func(string, ...any)) {
 		}
 		if c.name == "printf" {
 			if i == 0 || (i == 2 && c.args[0].is("-v")) {
-				bad("printf: an alert value is the format in %q", show(joinArgs(c)))
+				bad("[pattern] printf: an alert value is the format in %q", show(joinArgs(c)))
 			}
 			continue
 		}
@@ -765,7 +816,7 @@ func valueLints(pc *parsedCommand, c call, bad func(string, ...any)) {
 				continue
 			}
 		}
-		bad("%s: an alert value can be read as an option in %q; put it after -- or write --opt={{x}}", c.name, show(joinArgs(c)))
+		bad("[option] %s: an alert value can be read as an option in %q; put it after -- or write --opt={{x}}", c.name, show(joinArgs(c)))
 	}
 }
 
@@ -838,15 +889,15 @@ func lintStep(s *Step) (problems []string, effects []effect) {
 		}
 		if e.rank > rank {
 			need := []string{SafetyInvestigate, "contain or harden", SafetyDisrupt, SafetyDestructive}[e.rank]
-			bad("safety %s, but the command does more: %s (that is %s)", s.Safety, e.what, need)
+			bad("[class] safety %s, but the command does more: %s (that is %s)", s.Safety, e.what, need)
 		}
 	}
 	if (s.Safety == SafetyContain || s.Safety == SafetyHarden) && s.Undo == nil {
-		bad("a %s step names its undo (undo: {command: …, note: …})", s.Safety)
+		bad("[undo] a %s step names its undo (undo: {command: …, note: …})", s.Safety)
 	}
 	for _, t := range s.Captures {
 		if !capturePattern[t].MatchString(s.Command) {
-			bad("captures %s, but the command does not preserve one (%s)", t, captureHint[t])
+			bad("[captures] captures %s, but the command does not preserve one (%s)", t, captureHint[t])
 		}
 	}
 	return problems, effects
@@ -871,7 +922,7 @@ var captureHint = map[string]string{
 func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 	pc, err := parseTemplate(cmd)
 	if err != nil {
-		bad("does not parse as bash: %v", err)
+		bad("[parse] does not parse as bash: %v", err)
 		return nil
 	}
 	var effects []effect
@@ -950,7 +1001,7 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 			checkRaw(cmd.Y)
 		case *syntax.CallExpr:
 			if c, ok := callOf(cmd, st); ok && printsRaw(c) {
-				bad("%s prints file contents raw; pipe through cat -v (or use cat -v) so control characters show: %q", c.name, pc.show(joinArgs(c)))
+				bad("[raw-output] %s prints file contents raw; pipe through cat -v (or use cat -v) so control characters show: %q", c.name, pc.show(joinArgs(c)))
 			}
 		case *syntax.Block:
 			for _, s := range cmd.Stmts {
@@ -986,7 +1037,7 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 		for _, st := range pc.file.Stmts {
 			isSave, change := classifyStmt(pc, st)
 			if saved != "" && change != "" {
-				bad("%q is followed by %q on its own line or after ';': a failed save does not stop the change; join them with && (or set -e)", saved, change)
+				bad("[save-then-change] %q is followed by %q on its own line or after ';': a failed save does not stop the change; join them with && (or set -e)", saved, change)
 				break
 			}
 			if isSave != "" {
@@ -995,7 +1046,7 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 			if bc, ok := st.Cmd.(*syntax.BinaryCmd); ok && bc.Op == syntax.OrStmt {
 				if s1, _ := classifyStmt(pc, bc.X); s1 != "" {
 					if _, c2 := classifyStmt(pc, bc.Y); c2 != "" {
-						bad("%q || %q changes when the save fails; use &&", s1, c2)
+						bad("[save-then-change] %q || %q changes when the save fails; use &&", s1, c2)
 					}
 				}
 			}
@@ -1049,12 +1100,12 @@ func anyEvidence(c call) bool {
 func checkWrite(pc *parsedCommand, s *Step, w word, bad func(string, ...any)) {
 	switch {
 	case w.startsValue():
-		bad("writes to a path taken from the alert (%s): the evidence directory is the only place to copy to", pc.show(w.text))
+		bad("[exec-dir] writes to a path taken from the alert (%s): the evidence directory is the only place to copy to", pc.show(w.text))
 	case execDir.MatchString(w.text):
 		if s != nil && s.Safety == SafetyHarden && systemdDropIn.MatchString(w.text) {
 			return
 		}
-		bad("writes into %s, a directory whose contents execute", pc.show(w.text))
+		bad("[exec-dir] writes into %s, a directory whose contents execute", pc.show(w.text))
 	}
 }
 
@@ -1072,7 +1123,7 @@ func lintVariant(v *Variant) []string {
 		}
 		for _, e := range effects {
 			if e.rank >= 2 && e.target != "" && !captured[e.target] {
-				errs = append(errs, fmt.Sprintf("step %d (%s): %s, and no earlier step captures the %s (captures: [%s], %s)", i+1, s.Title, e.what, e.target, e.target, captureHint[e.target]))
+				errs = append(errs, fmt.Sprintf("step %d (%s): [evidence-first] %s, and no earlier step captures the %s (captures: [%s], %s)", i+1, s.Title, e.what, e.target, e.target, captureHint[e.target]))
 			}
 		}
 		for _, t := range s.Captures {
@@ -1084,7 +1135,7 @@ func lintVariant(v *Variant) []string {
 		}
 	}
 	if capturesAny && !offHost {
-		errs = append(errs, "evidence stays on the suspect machine: add a step that hashes it (sha256sum) and copies it off (scp, rsync, kubectl cp, aws s3 cp, gcloud storage cp)")
+		errs = append(errs, "[off-host] evidence stays on the suspect machine: add a step that hashes it (sha256sum) and copies it off (scp, rsync, kubectl cp, aws s3 cp, gcloud storage cp)")
 	}
 	return errs
 }
