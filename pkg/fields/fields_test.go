@@ -63,3 +63,21 @@ func TestMarkdownTableListsEveryField(t *testing.T) {
 		assert.Contains(t, table, "| `"+d.Syntax()+"` | "+d.TypeLabel()+" |")
 	}
 }
+
+// mitigation.attack_ids and mitigation.recommended_ids split mitigation.ids
+// by whether ATT&CK relates each to the alert's techniques.
+func TestMitigationProvenanceFields(t *testing.T) {
+	k, err := kb.Default()
+	require.NoError(t, err)
+	r := &event.Record{Alert: alert.Alert{Rule: "x"}}
+	r.KB.Via = kb.ViaRuleMap
+	r.KB.Techniques = []string{"T1548.001"}
+	r.KB.Mitigations = []string{"M1028", "M1022"}
+	got := map[string]any{}
+	for _, v := range Values(r, k) {
+		got[v.Name] = v.Value
+	}
+	assert.Equal(t, []string{"M1028", "M1022"}, got["mitigation.ids"])
+	assert.Equal(t, []string{"M1028"}, got["mitigation.attack_ids"], "ATT&CK: Operating System Configuration mitigates T1548.001")
+	assert.Equal(t, []string{"M1022"}, got["mitigation.recommended_ids"], "ATT&CK does not relate M1022 to T1548.001")
+}

@@ -67,9 +67,32 @@ var knowledgeDefs = []Def{
 	{Name: "mitre.version", Type: TypeString, Display: "ATT&CK version",
 		Desc:  "ATT&CK release of the knowledge base (" + kb.AttackVersion + ").",
 		Value: func(*event.Record, *kb.KB, string) (any, bool) { return kb.AttackVersion, true }},
+	{Name: "mitre.kind", Type: TypeString, Display: "What the rule detects",
+		Desc: "technique (an ATT&CK technique), posture (a configuration or posture, mapped to no technique) or catch-all (every event of a kind, mapped to no technique); no value when the rule is unknown and untagged.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			switch r.KB.Via {
+			case kb.ViaRuleMap:
+				if m, ok := k.Rule(r.Alert.Rule); ok {
+					return m.MappingKind(), true
+				}
+			case kb.ViaTags:
+				return kb.KindTechnique, true
+			}
+			return nil, false
+		}},
 	{Name: "mitigation.ids", Type: TypeString, List: true, Display: "Mitigation IDs",
-		Desc:  "ATT&CK mitigation IDs (M####) the playbooks apply; for a custom rule without a playbook, the techniques' own mitigations.",
+		Desc:  "Mitigation IDs (ATT&CK M####) the playbooks apply, whether ATT&CK relates them to the alert's techniques (mitigation.attack_ids) or triage recommends them (mitigation.recommended_ids); for a custom rule without a playbook, the techniques' own mitigations.",
 		Value: func(r *event.Record, _ *kb.KB, _ string) (any, bool) { return list(r.KB.Mitigations) }},
+	{Name: "mitigation.attack_ids", Type: TypeString, List: true, Display: "ATT&CK mitigations",
+		Desc: "The mitigation.ids that ATT&CK lists as mitigating one of the alert's techniques (its \"mitigates\" relationships).",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			return list(filterProvenance(r, k, kb.ProvenanceATTACK))
+		}},
+	{Name: "mitigation.recommended_ids", Type: TypeString, List: true, Display: "Mitigations triage recommends",
+		Desc: "The mitigation.ids that triage's playbooks apply as sensible controls but ATT&CK does not relate to the alert's techniques.",
+		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
+			return list(filterProvenance(r, k, kb.ProvenanceTriage))
+		}},
 	{Name: "mitigation.names", Type: TypeString, List: true, Display: "Mitigation names",
 		Desc: "Names of mitigation.ids, in the same order.",
 		Value: func(r *event.Record, k *kb.KB, _ string) (any, bool) {
@@ -140,6 +163,16 @@ var knowledgeDefs = []Def{
 			}
 			return nil, false
 		}},
+}
+
+func filterProvenance(r *event.Record, k *kb.KB, want string) []string {
+	var out []string
+	for _, id := range r.KB.Mitigations {
+		if k.MitigationProvenance(id, r.KB.Techniques) == want {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func list(l []string) (any, bool) {

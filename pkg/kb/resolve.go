@@ -188,6 +188,32 @@ func (k *KB) fillMitigations(res *Resolution) {
 	}
 }
 
+// Provenance of a mitigation for an alert.
+const (
+	// ProvenanceATTACK: ATT&CK lists the mitigation as mitigating one of
+	// the alert's techniques.
+	ProvenanceATTACK = "attack"
+	// ProvenanceTriage: triage's playbook applies it as a sensible control,
+	// but ATT&CK does not relate it to these techniques.
+	ProvenanceTriage = "triage"
+)
+
+// MitigationProvenance says whether ATT&CK relates mitigation id to one of
+// techniques (exactly: ATT&CK lists sub-techniques' mitigations on their
+// own) or triage recommends it.
+func (k *KB) MitigationProvenance(id string, techniques []string) string {
+	for _, tid := range techniques {
+		if t, ok := k.techniques[tid]; ok {
+			for _, m := range t.Mitigations {
+				if m == id {
+					return ProvenanceATTACK
+				}
+			}
+		}
+	}
+	return ProvenanceTriage
+}
+
 func appendUnique(list []string, v string) []string {
 	for _, x := range list {
 		if x == v {

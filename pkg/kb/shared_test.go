@@ -323,3 +323,45 @@ func TestHostileValuesStayQuotedInEveryCommand(t *testing.T) {
 	assert.Positive(t, n)
 	t.Logf("%d command templates with placeholders checked", n)
 }
+
+// A playbook's mitigation is "attack" exactly when ATT&CK v18.1 (the
+// reference data, not the knowledge base's copy) lists it for one of the
+// playbook's techniques; the rest are triage's recommendations.
+func TestMitigationProvenanceFollowsATTACK(t *testing.T) {
+	var ent struct {
+		Techniques []struct {
+			ID          string   `json:"id"`
+			Mitigations []string `json:"mitigations"`
+		} `json:"techniques"`
+	}
+	readShared(t, "attack-enterprise.json", &ent)
+	mitigates := map[string]bool{}
+	for _, te := range ent.Techniques {
+		for _, m := range te.Mitigations {
+			mitigates[m+" "+te.ID] = true
+		}
+	}
+	k := embeddedKB(t)
+	triageOnly := 0
+	for _, p := range k.Playbooks() {
+		for _, m := range p.Mitigations {
+			want := ProvenanceTriage
+			for _, tid := range p.Techniques {
+				if mitigates[m+" "+tid] {
+					want = ProvenanceATTACK
+				}
+			}
+			assert.Equal(t, want, k.MitigationProvenance(m, p.Techniques), "%s %s", p.ID, m)
+			if want == ProvenanceTriage {
+				triageOnly++
+			}
+		}
+	}
+	// The review found 14 such entries; they stay as recommendations,
+	// labelled as such, so the count is only required to be non-zero.
+	assert.Positive(t, triageOnly)
+	// The review's example: Restrict File and Directory Permissions is not an
+	// ATT&CK mitigation of Setuid and Setgid; Operating System Configuration is.
+	assert.Equal(t, ProvenanceTriage, k.MitigationProvenance("M1022", []string{"T1548.001"}))
+	assert.Equal(t, ProvenanceATTACK, k.MitigationProvenance("M1028", []string{"T1548.001"}))
+}
