@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // placeholder matches {{KEY}}: an alert output-field key (proc.pid,
@@ -127,12 +128,48 @@ func quoteStateAt(s string, pos int, shell bool) byte {
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
 
 // ShellQuote quotes s for bash so that it stays one inert word, whatever
-// it holds ($(…), backticks, quotes, newlines).
+// it holds ($(…), backticks, quotes, newlines). A value with control
+// characters (a carriage return, an escape sequence, a newline) is written
+// in ANSI-C quoting with each one as \xNN: the same word for bash, but a
+// report that prints the command shows them instead of letting them move
+// the cursor, recolour the terminal or hide the rest of the line.
 func ShellQuote(s string) string {
 	if s != "" && shellSafe.MatchString(s) {
 		return s
 	}
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) >= 0 || !utf8.ValidString(s) {
+		var b strings.Builder
+		b.WriteString("$'")
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case c == '\\' || c == '\'':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c < 0x20 || c == 0x7f || c >= 0x80 && !printableAt(s, i):
+				fmt.Fprintf(&b, "\\x%02x", c)
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteString("'")
+		return b.String()
+	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// printableAt says whether the byte at i starts or continues a valid,
+// printable UTF-8 character (C1 controls U+0080–U+009F are not).
+func printableAt(s string, i int) bool {
+	start := i
+	for start > 0 && i-start < 3 && !utf8.RuneStart(s[start]) {
+		start--
+	}
+	r, size := utf8.DecodeRuneInString(s[start:])
+	if r == utf8.RuneError && size <= 1 {
+		return false
+	}
+	return start+size > i && !(r >= 0x80 && r < 0xa0)
 }
 
 // yamlQuote quotes s as a YAML double-quoted scalar (JSON strings are valid YAML).

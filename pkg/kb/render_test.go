@@ -18,12 +18,22 @@ func TestShellQuoteKeepsHostileValuesInert(t *testing.T) {
 	hostile := []string{
 		"$(reboot)", "`id`", "a'b", `a"b`, "a b", "x; rm -rf /tmp/nothing", "line1\nline2",
 		"$HOME", "*", "-rf", "", "'", `\`, "!!", "{a,b}", "~root", "a\tb", "ünïcode",
+		"x\rhidden", "\x1b[2J\x1b[31mred", "a'\nb\\c", "\x7f\xc2\x9b31m", "bad\xffutf8", "\x00",
 	}
 	for _, v := range hostile {
 		cmd := RenderCommand("printf '%s' {{proc.cmdline}}", func(string) (string, bool) { return v, true })
 		out, err := exec.Command("bash", "--noprofile", "--norc", "-c", cmd).Output()
 		require.NoError(t, err, cmd)
+		if v == "\x00" {
+			// bash words cannot hold NUL; the alert parser already turns it into U+FFFD
+			assert.Equal(t, "", string(out))
+			continue
+		}
 		assert.Equal(t, v, string(out), "rendered as %s", cmd)
+		for _, c := range cmd {
+			assert.False(t, c < 0x20 && c != '\n' || c == 0x7f || c >= 0x80 && c < 0xa0, "control character %q in the rendered command %q", c, cmd)
+		}
+		assert.NotContains(t, cmd, "\n", "a newline in a value is shown as \\x0a")
 	}
 }
 
