@@ -272,6 +272,76 @@ func callOf(ce *syntax.CallExpr, st *syntax.Stmt) (call, bool) {
 	return call{name: name, args: words[1:], stmt: st}, true
 }
 
+// expand returns c and the commands it runs inside a namespace, a
+// container or a shell (nsenter … CMD, chroot DIR CMD, kubectl exec … --
+// CMD, docker/crictl exec CONTAINER CMD, ip netns exec NS CMD, sh -c
+// STRING), so what they do counts too.
+func expand(c call) []call {
+	out := []call{c}
+	var inner []word
+	switch {
+	case c.name == "nsenter":
+		for i := 0; i < len(c.args); i++ {
+			a := c.args[i].text
+			if a == "--" {
+				inner = c.args[i+1:]
+				break
+			}
+			if a == "-t" || a == "--target" || a == "-S" || a == "-G" || a == "--setuid" || a == "--setgid" {
+				i++
+				continue
+			}
+			if !strings.HasPrefix(a, "-") {
+				inner = c.args[i:]
+				break
+			}
+		}
+	case c.name == "chroot":
+		if p := c.positional(); len(p) > 1 {
+			inner = p[1:]
+		}
+	case (c.name == "kubectl" || c.name == "oc") && c.sub(0) == "exec":
+		for i, a := range c.args {
+			if a.text == "--" {
+				inner = c.args[i+1:]
+				break
+			}
+		}
+	case (c.name == "docker" || c.name == "podman" || c.name == "crictl" || c.name == "nerdctl") && c.sub(0) == "exec":
+		if p := c.positional(); len(p) > 2 {
+			inner = p[2:]
+		}
+	case c.name == "ip" && c.sub(0) == "netns" && c.sub(1) == "exec":
+		if p := c.positional(); len(p) > 3 {
+			inner = p[3:]
+		}
+	case c.name == "sh" || c.name == "bash" || c.name == "dash" || c.name == "busybox" && c.sub(0) == "sh":
+		for i, a := range c.args {
+			if a.text == "-c" && i+1 < len(c.args) {
+				if f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(c.args[i+1].text), ""); err == nil {
+					syntax.Walk(f, func(n syntax.Node) bool {
+						if ce, ok := n.(*syntax.CallExpr); ok {
+							if ic, ok := callOf(ce, nil); ok {
+								out = append(out, expand(ic)...)
+							}
+						}
+						return true
+					})
+				}
+				return out
+			}
+		}
+	}
+	if len(inner) > 0 {
+		name := inner[0].text
+		if i := strings.LastIndex(name, "/"); i >= 0 && !strings.HasPrefix(name, markerPrefix) {
+			name = name[i+1:]
+		}
+		out = append(out, expand(call{name: name, args: inner[1:], stmt: c.stmt})...)
+	}
+	return out
+}
+
 // effect is what a simple command does.
 type effect struct {
 	rank   int    // SafetyRank of the least class that may do it
@@ -861,7 +931,7 @@ func stmtCalls(st *syntax.Stmt) []call {
 	syntax.Walk(st, func(n syntax.Node) bool {
 		if ce, ok := n.(*syntax.CallExpr); ok {
 			if c, ok := callOf(ce, st); ok {
-				out = append(out, c)
+				out = append(out, expand(c)...)
 			}
 		}
 		return true
@@ -945,20 +1015,22 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 	syntax.Walk(pc.file, func(n syntax.Node) bool {
 		switch n := n.(type) {
 		case *syntax.CallExpr:
-			c, ok := callOf(n, nil)
+			outer, ok := callOf(n, nil)
 			if !ok {
 				return true
 			}
-			valueLints(pc, c, bad)
-			e := effectOf(c)
-			for _, w := range writes(c) {
-				if !isEvidence(w.text) && e.rank == 0 {
-					e = effect{rank: 1, what: c.name + " writes " + pc.show(w.text)}
+			for _, c := range expand(outer) {
+				valueLints(pc, c, bad)
+				e := effectOf(c)
+				for _, w := range writes(c) {
+					if !isEvidence(w.text) && e.rank == 0 {
+						e = effect{rank: 1, what: c.name + " writes " + pc.show(w.text)}
+					}
+					checkWrite(pc, s, w, bad)
 				}
-				checkWrite(pc, s, w, bad)
-			}
-			if e.rank > 0 {
-				effects = append(effects, e)
+				if e.rank > 0 {
+					effects = append(effects, e)
+				}
 			}
 		case *syntax.Stmt:
 			for _, r := range n.Redirs {
