@@ -63,24 +63,48 @@ func TestKnowledgeFieldsEndToEnd(t *testing.T) {
 
 	names := []string{"mitre.mapping", "mitre.techniques", "mitre.technique.names", "mitre.tactics", "mitre.tactic.ids",
 		"mitre.version", "mitigation.playbooks", "mitigation.env", "mitigation.action", "mitigation.safety",
-		"mitigation.url", "guide.triage", "response.reversible", "mitre.conflict"}
+		"mitigation.url", "guide.triage", "response.reversible", "mitre.conflict", "mitre.kind",
+		"mitigation.ids", "mitigation.attack_ids", "mitigation.recommended_ids"}
 	for i, e := range evts {
 		w := want[i]
 		rule, ok := k.Rule(w.Rule)
 		require.True(t, ok, w.Rule)
 		got := extractMap(t, p, e, names...)
 		assert.Equal(t, []string{"rule_map"}, got["mitre.mapping"].Str, w.Rule)
-		assert.Equal(t, rule.Techniques, got["mitre.techniques"].Str, w.Rule)
+		if len(rule.Techniques) > 0 {
+			assert.Equal(t, rule.Techniques, got["mitre.techniques"].Str, w.Rule)
+		}
 		assert.Len(t, got["mitre.technique.names"].Str, len(rule.Techniques), w.Rule)
 		assert.Equal(t, rule.Playbooks, got["mitigation.playbooks"].Str, w.Rule)
 		assert.Equal(t, []string{"18.1"}, got["mitre.version"].Str)
 		assert.Equal(t, []string{expectedEnv(w)}, got["mitigation.env"].Str, w.Rule)
 		assert.True(t, got["mitigation.action"].Present, w.Rule)
-		assert.Contains(t, []string{"investigate", "contain", "harden", "destructive"}, got["mitigation.safety"].Str[0], w.Rule)
-		assert.True(t, strings.HasPrefix(got["mitigation.url"].Str[0], "https://attack.mitre.org/"), w.Rule)
+		assert.Contains(t, []string{"investigate", "contain", "harden", "disrupt", "destructive"}, got["mitigation.safety"].Str[0], w.Rule)
+		if rule.MappingKind() == kb.KindTechnique || len(got["mitigation.ids"].Str) > 0 {
+			assert.True(t, strings.HasPrefix(got["mitigation.url"].Str[0], "https://attack.mitre.org/"), w.Rule)
+		}
+		assert.Equal(t, []string{rule.MappingKind()}, got["mitre.kind"].Str, w.Rule)
+		// every mitigation is either ATT&CK's for one of the techniques or triage's, never both
+		attack, recommended := got["mitigation.attack_ids"].Str, got["mitigation.recommended_ids"].Str
+		assert.ElementsMatch(t, got["mitigation.ids"].Str, append(append([]string{}, attack...), recommended...), w.Rule)
+		for _, m := range attack {
+			related := false
+			for _, tid := range rule.Techniques {
+				te, _ := k.Technique(tid)
+				for _, tm := range te.Mitigations {
+					related = related || tm == m
+				}
+			}
+			assert.True(t, related, "%s: %s is labelled ATT&CK's but mitigates none of %v", w.Rule, m, rule.Techniques)
+		}
 		assert.Equal(t, []string{rule.Triage}, got["guide.triage"].Str, w.Rule)
 		assert.True(t, got["response.reversible"].Present, w.Rule)
-		assert.Equal(t, got["mitre.tactics"].IsList && len(got["mitre.tactics"].Str) > 0, true, w.Rule)
+		if rule.MappingKind() == kb.KindTechnique {
+			assert.Equal(t, got["mitre.tactics"].IsList && len(got["mitre.tactics"].Str) > 0, true, w.Rule)
+		} else {
+			assert.False(t, got["mitre.techniques"].Present, "%s: a %s rule names no technique", w.Rule, rule.MappingKind())
+			assert.False(t, got["mitre.tactics"].Present, "%s: and so no tactic", w.Rule)
+		}
 		assert.Len(t, got["mitre.tactic.ids"].Str, len(got["mitre.tactics"].Str), w.Rule)
 		if rule.Conflict == "" {
 			assert.False(t, got["mitre.conflict"].Present, w.Rule)
