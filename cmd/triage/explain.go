@@ -121,9 +121,16 @@ func explainRule(m *md, k *kb.KB, r *kb.Rule) {
 	m.f("")
 	m.f("Source: %s", r.Source)
 	m.f("")
-	m.f("ATT&CK techniques:")
-	for _, id := range r.Techniques {
-		m.f("- %s", techniqueLine(k, id))
+	switch r.MappingKind() {
+	case kb.KindPosture:
+		m.f("Detects a posture or configuration, not an adversary technique: no ATT&CK technique.")
+	case kb.KindCatchAll:
+		m.f("Matches every event of its kind: no ATT&CK technique.")
+	default:
+		m.f("ATT&CK techniques:")
+		for _, id := range r.Techniques {
+			m.f("- %s", techniqueLine(k, id))
+		}
 	}
 	if r.Conflict != "" {
 		m.f("")
@@ -205,7 +212,11 @@ func explainPlaybook(m *md, k *kb.KB, p *kb.Playbook) {
 	var mits []string
 	for _, id := range p.Mitigations {
 		if mm, ok := k.Mitigation(id); ok {
-			mits = append(mits, id+" "+mm.Name)
+			how := "ATT&CK: mitigates one of the techniques above"
+			if k.MitigationProvenance(id, p.Techniques) == kb.ProvenanceTriage {
+				how = "recommended by triage; ATT&CK does not relate it to these techniques"
+			}
+			mits = append(mits, id+" "+mm.Name+" ("+how+")")
 		}
 	}
 	list(m, "Mitigations", mits)
@@ -235,6 +246,18 @@ func explainPlaybook(m *md, k *kb.KB, p *kb.Playbook) {
 			}
 			if s.Note != "" {
 				m.f("%s", strings.TrimSpace(s.Note))
+			}
+			if len(s.Captures) > 0 {
+				m.f("Evidence: preserves the %s.", strings.Join(s.Captures, ", "))
+			}
+			if s.Undo != nil {
+				m.f("Undo:")
+				if s.Undo.Command != "" {
+					m.f("```sh\n%s\n```", strings.TrimRight(s.Undo.Command, "\n"))
+				}
+				if s.Undo.Note != "" {
+					m.f("%s", strings.TrimSpace(s.Undo.Note))
+				}
 			}
 		}
 		if len(v.SideEffects) > 0 {

@@ -144,6 +144,12 @@ func TestExplain(t *testing.T) {
 	assert.Contains(t, out, "vm.memfd_noexec")
 	assert.Contains(t, out, "{{")
 
+	code, out, _ = runCLI(t, "", "explain", "TRG-SYS-SETUID")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "M1028 Operating System Configuration (ATT&CK: mitigates", "ATT&CK lists M1028 for T1548.001")
+	assert.Contains(t, out, "M1022 Restrict File and Directory Permissions (recommended by triage", "ATT&CK does not relate M1022 to T1548.001")
+	assert.Contains(t, out, "Undo:", "contain and harden steps show their undo")
+
 	code, out, _ = runCLI(t, "", "explain", "defense-evasion")
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "TA0005")
