@@ -976,7 +976,7 @@ func lintStep(s *Step) (problems []string, effects []effect) {
 var capturePattern = map[string]*regexp.Regexp{
 	TargetProcess:   regexp.MustCompile(`\bgcore\b|/proc/[^ ]*/(exe|maps|mem|environ|fd|cmdline)`),
 	TargetContainer: regexp.MustCompile(`\b(docker|podman|nerdctl) (container )?(export|commit)\b|\bcrictl checkpoint\b|/checkpoint/|/proc/[^ ]*/root\b|\bctr [^\n]*snapshot`),
-	TargetPod:       regexp.MustCompile(`\bkubectl logs\b`),
+	TargetPod:       regexp.MustCompile(`\bkubectl\b[^\n|;&]*\blogs\b`),
 	TargetInstance:  regexp.MustCompile(`create-snapshots?\b|disks snapshot\b|snapshots create\b|create-image\b`),
 }
 
