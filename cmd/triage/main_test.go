@@ -104,8 +104,14 @@ func TestEnrichSharedSamples(t *testing.T) {
 		tri, ok := obj["triage"].(map[string]any)
 		require.True(t, ok)
 		assert.Equal(t, obj["rule"], tri["alert.rule"])
-		for _, k := range []string{"risk.score", "risk.level", "mitre.techniques", "mitigation.playbooks", "entity.id", "dedup.count"} {
+		for _, k := range []string{"risk.score", "risk.level", "mitre.kind", "mitigation.playbooks", "entity.id", "dedup.count"} {
 			assert.Contains(t, tri, k, obj["rule"])
+		}
+		// a rule that detects a technique names it; posture and catch-all rules name none
+		if tri["mitre.kind"] == "technique" {
+			assert.Contains(t, tri, "mitre.techniques", obj["rule"])
+		} else {
+			assert.NotContains(t, tri, "mitre.techniques", obj["rule"])
 		}
 		n++
 	}
