@@ -44,6 +44,7 @@ type Config struct {
 	Spill            Spill       `json:"spill" jsonschema:"title=Webhook spill to disk"`
 	Risk             Risk        `json:"risk" jsonschema:"title=Risk scoring"`
 	Correlation      Correlation `json:"correlation" jsonschema:"title=Entity correlation"`
+	Kafka            Kafka       `json:"kafka" jsonschema:"title=Kafka input (kafka:// open_params) and triage route"`
 
 	// Notes are what Parse had to interpret (numbers given for strings);
 	// the plugin logs them at init.
@@ -69,6 +70,9 @@ type Risk struct {
 	DefaultCriticality   string   `json:"defaultCriticality" jsonschema:"title=Default asset criticality,description=Criticality of assets no pattern matches,enum=low,enum=medium,enum=high,enum=extreme,default=medium"`
 	CustomRuleConfidence int      `json:"customRuleConfidence" jsonschema:"title=Custom rule confidence,description=Confidence (percent) for rules the knowledge base does not know,default=70,minimum=1,maximum=100"`
 	Assets               []Asset  `json:"assets" jsonschema:"title=Asset criticality,description=Patterns naming assets and their criticality; the highest criticality among matching entries applies"`
+	// Drills: detection-testing tools whose alerts are capped (drills.go).
+	BuiltinDrills []string     `json:"builtinDrills" jsonschema:"title=Built-in drill actors,description=Detection-testing tools triage recognises out of the box (event-generator and atomic-red-team); list fewer to stop recognising one and [] for none,default=event-generator,default=atomic-red-team"`
+	Drills        []DrillActor `json:"drills" jsonschema:"title=Drill actors,description=More detection-testing tools: each by container image or by ancestor process name confirmed by the ancestor's executable path or a command line (docs/risk-model.md)"`
 }
 
 // Asset gives a criticality to the hosts, namespaces, images and cloud
@@ -128,6 +132,107 @@ type Spill struct {
 	QueueWaitMs int    `json:"queueWaitMs" jsonschema:"title=Queue wait before spilling (ms),description=Without writeAhead: how long a body waits for room in the queue before it goes to the spill,default=50,minimum=0,maximum=600000"`
 }
 
+// Kafka configures the kafka:// input and `triage route` (docs/fleet.md):
+// TLS and SASL towards the brokers, and the replay that rebuilds the state
+// of the entities of newly assigned partitions.
+type Kafka struct {
+	TLS              bool   `json:"tls" jsonschema:"title=TLS,description=Connect to the brokers with TLS (system CAs unless tlsCAFile is set),default=false"`
+	TLSCAFile        string `json:"tlsCAFile" jsonschema:"title=TLS CA file,description=PEM CA certificates the brokers' certificates must chain to (implies tls),default="`
+	TLSCertFile      string `json:"tlsCertFile" jsonschema:"title=TLS client certificate file,description=PEM client certificate for mutual TLS; needs tlsKeyFile,default="`
+	TLSKeyFile       string `json:"tlsKeyFile" jsonschema:"title=TLS client key file,description=PEM private key of tlsCertFile,default="`
+	TLSServerName    string `json:"tlsServerName" jsonschema:"title=TLS server name,description=Name the brokers' certificates must carry when it is not the host of the address,default="`
+	SASLMechanism    string `json:"saslMechanism" jsonschema:"title=SASL mechanism,description=Authenticate to the brokers: PLAIN or SCRAM-SHA-256 or SCRAM-SHA-512; empty: none,enum=,enum=PLAIN,enum=SCRAM-SHA-256,enum=SCRAM-SHA-512,default="`
+	SASLUsername     string `json:"saslUsername" jsonschema:"title=SASL user,description=User name for saslMechanism,default="`
+	SASLPasswordFile string `json:"saslPasswordFile" jsonschema:"title=SASL password file,description=File holding the SASL password (surrounding whitespace ignored),default="`
+	ReplaySec        int    `json:"replaySec" jsonschema:"title=Replay span (s),description=How much alert time before a newly assigned partition's committed offset is replayed into the correlation state (no events); 0: the longer of correlation.windowSec and correlation.riskWindowSec plus correlation.windowSec,default=0,minimum=0,maximum=2592000"`
+	RevokeWaitMs     int    `json:"revokeWaitMs" jsonschema:"title=Revoke wait (ms),description=On a rebalance how long the input waits for Falco to take the queued alerts of the partitions it gives up before committing them,default=10000,minimum=0,maximum=300000"`
+	SessionTimeoutMs int    `json:"sessionTimeoutMs" jsonschema:"title=Group session timeout (ms),description=How long the group waits for a silent member (a crashed Falco) before moving its partitions,default=45000,minimum=1000,maximum=3600000"`
+}
+
+// Replay returns the replay span in seconds (ReplaySec, or its default
+// for correlation c).
+func (k *Kafka) Replay(c Correlation) int {
+	if k.ReplaySec > 0 {
+		return k.ReplaySec
+	}
+	return max(c.WindowSec, c.RiskWindowSec) + c.WindowSec
+}
+
+// LoadSASLPassword reads kafka.saslPasswordFile.
+func (k *Kafka) LoadSASLPassword() (string, error) {
+	b, err := readFile("kafka.saslPasswordFile", k.SASLPasswordFile)
+	if err != nil {
+		return "", err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "", fmt.Errorf("init_config: key \"kafka.saslPasswordFile\": %s is empty", k.SASLPasswordFile)
+	}
+	return string(b), nil
+}
+
+// TLSConfig returns the client TLS configuration, or nil without TLS.
+func (k *Kafka) TLSConfig() (*tls.Config, error) {
+	if !k.TLS && k.TLSCAFile == "" && k.TLSCertFile == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: k.TLSServerName}
+	if k.TLSCAFile != "" {
+		b, err := readFile("kafka.tlsCAFile", k.TLSCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("init_config: key \"kafka.tlsCAFile\": %s holds no PEM CA certificate", k.TLSCAFile)
+		}
+	}
+	if k.TLSCertFile != "" || k.TLSKeyFile != "" {
+		if k.TLSCertFile == "" || k.TLSKeyFile == "" {
+			return nil, errors.New("init_config: keys \"kafka.tlsCertFile\" and \"kafka.tlsKeyFile\": give both or neither")
+		}
+		pair, err := (&Webhook{TLSCertFile: k.TLSCertFile, TLSKeyFile: k.TLSKeyFile}).LoadKeyPair()
+		if err != nil {
+			return nil, fmt.Errorf("%s (kafka.tlsCertFile/kafka.tlsKeyFile)", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+func (k *Kafka) validate() error {
+	for _, r := range []intRange{
+		{"kafka.replaySec", k.ReplaySec, 0, 2592000},
+		{"kafka.revokeWaitMs", k.RevokeWaitMs, 0, 300000},
+		{"kafka.sessionTimeoutMs", k.SessionTimeoutMs, 1000, 3600000},
+	} {
+		if r.val < r.min || r.val > r.max {
+			return fmt.Errorf("init_config: key %q: %d is out of range [%d, %d]", r.key, r.val, r.min, r.max)
+		}
+	}
+	if _, err := k.TLSConfig(); err != nil {
+		return err
+	}
+	switch k.SASLMechanism {
+	case "":
+		if k.SASLUsername != "" || k.SASLPasswordFile != "" {
+			return errors.New("init_config: key \"kafka.saslMechanism\": missing; kafka.saslUsername or kafka.saslPasswordFile is set")
+		}
+		return nil
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		return fmt.Errorf("init_config: key \"kafka.saslMechanism\": %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", k.SASLMechanism)
+	}
+	if k.SASLUsername == "" {
+		return errors.New("init_config: key \"kafka.saslUsername\": missing; kafka.saslMechanism needs a user")
+	}
+	if k.SASLPasswordFile == "" {
+		return errors.New("init_config: key \"kafka.saslPasswordFile\": missing; kafka.saslMechanism needs a password file")
+	}
+	_, err := k.LoadSASLPassword()
+	return err
+}
+
 // Reset sets every key to its default. Defaults live here and nowhere else.
 func (c *Config) Reset() {
 	*c = Config{
@@ -162,6 +267,7 @@ func (c *Config) Reset() {
 			CriticalNamespaces:   []string{"kube-system"},
 			DefaultCriticality:   "medium",
 			CustomRuleConfidence: 70,
+			BuiltinDrills:        []string{"event-generator", "atomic-red-team"},
 		},
 		Correlation: Correlation{
 			WindowSec:         900,
@@ -172,6 +278,10 @@ func (c *Config) Reset() {
 			TacticThreshold:   3,
 			RiskThreshold:     250,
 			StormEvery:        100,
+		},
+		Kafka: Kafka{
+			RevokeWaitMs:     10000,
+			SessionTimeoutMs: 45000,
 		},
 	}
 }
@@ -316,6 +426,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Spill.validate(c.MaxEventBytes); err != nil {
+		return err
+	}
+	if err := c.Kafka.validate(); err != nil {
 		return err
 	}
 	return c.Risk.validate()
@@ -489,6 +602,9 @@ func (r *Risk) validate() error {
 		return fmt.Errorf("init_config: key \"risk.customRuleConfidence\": %d is out of range [1, 100]", r.CustomRuleConfidence)
 	}
 	if err := checkPatterns("risk.criticalNamespaces", r.CriticalNamespaces); err != nil {
+		return err
+	}
+	if err := r.validateDrills(); err != nil {
 		return err
 	}
 	for i, a := range r.Assets {

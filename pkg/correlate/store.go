@@ -509,3 +509,64 @@ func (t *Tracker) tacticsSince(e *entity, cutoff int64) uint16 {
 	}
 	return m
 }
+
+// Drop forgets every entity whose ID match accepts, as if it had never
+// been seen (not counted as evicted), and returns how many it dropped. The
+// Kafka input drops the entities of partitions it no longer owns: their
+// story continues in the consumer that took the partition over.
+func (t *Tracker) Drop(match func(id string) bool) int {
+	n := 0
+	// Downwards: a removed slot is refilled from the last one, which was
+	// already looked at.
+	for s := uint32(t.slots); s >= 1; s-- {
+		if match(t.id(t.slot(s))) {
+			t.removeSlot(s)
+			n++
+		}
+	}
+	if n > 0 && t.arena.wantsCompaction() {
+		t.compactArena()
+	}
+	return n
+}
+
+// removeSlot frees entity s and moves the last slot into it, so slots
+// 1…slots stay the ones in use.
+func (t *Tracker) removeSlot(s uint32) {
+	e := t.slot(s)
+	t.unlink(s, e)
+	t.tableDelete(s, e.hash)
+	t.freeID(e)
+	if e.e0.rule != 0 {
+		t.releaseRule(e.e0.rule)
+	}
+	for _, en := range t.rest(e) {
+		t.releaseRule(en.rule)
+	}
+	t.releaseMore(e)
+	t.clearIncident(e)
+	if e.samples {
+		t.sampleCount -= len(t.samples[s])
+		delete(t.samples, s)
+	}
+	t.tracked.Add(-1)
+	last := uint32(t.slots)
+	if s != last {
+		le := t.slot(last)
+		*e = *le
+		mask := uint32(len(t.table) - 1)
+		i := e.hash & mask
+		for t.table[i] != last {
+			i = (i + 1) & mask
+		}
+		t.table[i] = s
+		t.slot(e.prev).next = s
+		t.slot(e.next).prev = s
+		if e.samples {
+			t.samples[s] = t.samples[last]
+			delete(t.samples, last)
+		}
+	}
+	*t.slot(last) = entity{}
+	t.slots--
+}

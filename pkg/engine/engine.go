@@ -21,6 +21,7 @@ import (
 type Engine struct {
 	kb    *kb.KB
 	risk  *risk.Scorer
+	tries *risk.Attempts // blocked attempts per entity, for the outcome factors
 	corr  *correlate.Tracker
 	stage map[string]uint16 // tactic ID -> kill-chain bit
 
@@ -29,14 +30,17 @@ type Engine struct {
 	// a small set of rules. Bounded by maxResolved; beyond it, alerts are
 	// resolved without caching.
 	resolved map[string]*resolution
+
+	scratch event.Record // Apply's record, never handed out
 }
 
 // resolution is the knowledge-base answer for one rule and tag list. Its
 // slices are shared by every record of that rule and never modified.
 type resolution struct {
-	tags   []string
-	res    kb.Resolution
-	tactic uint16 // kill-chain bit of the primary tactic
+	tags     []string
+	res      kb.Resolution
+	tactic   uint16 // kill-chain bit of the primary tactic
+	tacticID string // the primary tactic (TA ID), which scoring uses too
 }
 
 const maxResolved = 4096
@@ -53,38 +57,15 @@ func New(cfg config.Config) (*Engine, error) {
 	for i, t := range k.Tactics {
 		stage[t.ID] = 1 << i
 	}
-	return &Engine{kb: k, risk: risk.NewScorer(cfg.Risk), corr: correlate.NewTracker(cfg.Correlation), stage: stage,
+	return &Engine{kb: k, risk: risk.NewScorer(cfg.Risk), tries: risk.NewAttempts(cfg.Correlation.WindowSec, correlate.AppendEntity),
+		corr: correlate.NewTracker(cfg.Correlation), stage: stage,
 		resolved: make(map[string]*resolution)}, nil
 }
 
-// primaryTactic picks the one tactic an alert counts for in correlation:
-// the rule's own mitre_*/TA tag when the mapping agrees with it, else the
-// earliest kill-chain tactic of the first (primary) technique.
+// primaryTactic picks the one tactic an alert counts for, in correlation
+// and in scoring alike: risk.PrimaryTactic, the one rule for both.
 func (e *Engine) primaryTactic(a *alert.Alert, res *kb.Resolution) string {
-	for _, tag := range e.kb.TagTactics(a.Tags) {
-		for _, t := range res.Tactics {
-			if t == tag {
-				return t
-			}
-		}
-	}
-	if len(res.Techniques) > 0 {
-		if tech, ok := e.kb.Technique(res.Techniques[0]); ok {
-			best := ""
-			for _, s := range tech.Tactics {
-				if tac, ok := e.kb.TacticByShortname(s); ok && (best == "" || e.kb.Stage(tac.ID) < e.kb.Stage(best)) {
-					best = tac.ID
-				}
-			}
-			if best != "" {
-				return best
-			}
-		}
-	}
-	if len(res.Tactics) > 0 {
-		return res.Tactics[0]
-	}
-	return ""
+	return risk.PrimaryTactic(e.kb, a.Tags, res)
 }
 
 // Tracker exposes correlation state counters (tracked, evicted, late).
@@ -99,7 +80,8 @@ func (e *Engine) resolve(a *alert.Alert) *resolution {
 		return r
 	}
 	r := &resolution{res: e.kb.Resolve(a.Rule, a.Tags)}
-	r.tactic = e.stage[e.primaryTactic(a, &r.res)]
+	r.tacticID = e.primaryTactic(a, &r.res)
+	r.tactic = e.stage[r.tacticID]
 	if _, ok := e.resolved[a.Rule]; ok || len(e.resolved) < maxResolved {
 		// Own copies: the alert's strings may share one buffer with the
 		// rest of the alert, which the cache must not keep alive.
@@ -131,7 +113,9 @@ func (e *Engine) Process(a *alert.Alert, rec *event.Record) {
 		Mitigations: res.Mitigations,
 		D3FEND:      res.D3FEND,
 	}
-	rs := e.risk.ScoreInto(risk.Input{Alert: a, Tactics: res.Tactics, KnownRule: res.Via == kb.ViaRuleMap}, factors)
+	rs := e.risk.ScoreInto(risk.Input{Alert: a, Tactic: r.tacticID, KnownRule: res.Via == kb.ViaRuleMap,
+		PriorBlocked: e.tries.Prior(a)}, factors)
+	e.tries.Observe(a, &rs)
 	rec.Risk = event.Risk{Scored: true, Score: uint8(rs.Score), Factors: rs.Factors}
 
 	c := e.corr.Observe(correlate.Input{Alert: a, Score: uint8(rs.Score), Tactics: r.tactic})
@@ -141,4 +125,19 @@ func (e *Engine) Process(a *alert.Alert, rec *event.Record) {
 		DedupFirst: c.DedupFirst, Storm: c.Storm, Late: c.Late, FirstSeen: c.FirstSeen, LastSeen: c.LastSeen,
 		IncidentID: c.IncidentID, Escalation: c.Escalation, Reasons: c.Reasons,
 	}
+}
+
+// Apply changes the correlation state exactly as Process does for a, but
+// produces no record: the Kafka input replays a partition's recent alerts
+// through it to rebuild their entities' state without emitting events.
+func (e *Engine) Apply(a *alert.Alert) {
+	e.Process(a, &e.scratch)
+	e.scratch.Alert = alert.Alert{} // do not keep the caller's alert alive
+}
+
+// Drop forgets the correlation state of every entity whose ID match
+// accepts (correlate.ResolveEntity names them) and returns how many.
+func (e *Engine) Drop(match func(entityID string) bool) int {
+	e.tries.Drop(match)
+	return e.corr.Drop(match)
 }

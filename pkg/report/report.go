@@ -144,6 +144,9 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 	if g.IncidentID != "" {
 		m.line("- Correlation: %s.", strings.Join(last.Corr.Reasons, ", "))
 	}
+	for _, l := range outcomeSummary(recs) {
+		m.line("- %s", l)
+	}
 	m.line("- Environment: %s; guidance below is for that environment.", envName(last.KB.Env))
 	m.blank()
 
@@ -192,7 +195,7 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 			continue
 		}
 		seenRule[r.Alert.Rule] = true
-		m.line("%s: %s", code(r.Alert.Rule), whatHappened(k, r))
+		m.line("%s: %s%s", code(r.Alert.Rule), whatHappened(k, r), outcomeNote(r))
 		m.blank()
 	}
 
@@ -214,7 +217,16 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 			m.line("| [%s](%s) | %s | %s | %s |", id, kb.TechniqueURL(id), cell(name), tactics, code(r.Alert.Rule))
 		}
 		if len(r.KB.Techniques) == 0 {
-			m.line("| – | no technique known (mapping: %s) | %s | %s |", r.KB.Via, strings.Join(tacticShort(k, r.KB.Tactics), ", "), code(r.Alert.Rule))
+			what := "no technique known (mapping: " + r.KB.Via + ")"
+			if rule, ok := k.Rule(r.Alert.Rule); ok && r.KB.Via == kb.ViaRuleMap {
+				switch rule.MappingKind() {
+				case kb.KindPosture:
+					what = "none: the rule reports a configuration or posture, not an adversary technique"
+				case kb.KindCatchAll:
+					what = "none: the rule matches every event of its kind"
+				}
+			}
+			m.line("| – | %s | %s | %s |", what, strings.Join(tacticShort(k, r.KB.Tactics), ", "), code(r.Alert.Rule))
 		}
 		if r.KB.Conflict != "" {
 			conflicts = append(conflicts, fmt.Sprintf("%s: %s", code(r.Alert.Rule), r.KB.Conflict))
@@ -250,7 +262,7 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 		if mm, ok := k.Mitigation(id); ok {
 			name = mm.Name
 		}
-		m.line("- [%s](%s) %s", id, kb.MitigationURL(id), name)
+		m.line("- [%s](%s) %s: %s", id, kb.MitigationURL(id), name, provenanceText(k, id, recs))
 	}
 	for _, id := range d3fend {
 		if d, ok := k.D3FENDTechnique(id); ok {
@@ -261,7 +273,7 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 
 	m.line("## Response")
 	m.blank()
-	m.line("Safety classes: *investigate* reads only; *contain* stops the activity and can be undone; *harden* changes configuration to prevent a repeat; *destructive* deletes or kills and cannot be undone. Values from the alert are shell-quoted: they are attacker-controlled.")
+	m.line("Safety classes: *investigate* reads only (evidence copies go to %s); *contain* is reversible and keeps volatile state (suspend, isolate, lock), with its undo; *harden* is a reversible configuration change, with its undo; *disrupt* stops a process, container, session or instance (it can be restarted, but memory and connections are lost); *destructive* deletes and cannot be undone. Evidence steps come before the steps that disrupt or destroy. Values from the alert are shell-quoted and placed where they cannot be read as options or patterns: they are attacker-controlled.", kb.EvidenceDir)
 	m.blank()
 	for _, pid := range playbooks {
 		p, ok := k.Playbook(pid)
@@ -331,6 +343,32 @@ func Write(w io.Writer, k *kb.KB, g *Group) error {
 	return m.err
 }
 
+// provenanceText says whether ATT&CK relates a mitigation to the
+// techniques of these alerts, and to which, or triage recommends it.
+func provenanceText(k *kb.KB, id string, recs []*event.Record) string {
+	var related []string
+	for _, r := range recs {
+		for _, t := range r.KB.Techniques {
+			if k.MitigationProvenance(id, []string{t}) == kb.ProvenanceATTACK {
+				related = appendOnce(related, t)
+			}
+		}
+	}
+	if len(related) == 0 {
+		return "recommended by triage (ATT&CK does not relate it to these techniques)"
+	}
+	return "ATT&CK: mitigates " + strings.Join(related, ", ")
+}
+
+func appendOnce(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
 func writeStep(m *md, label string, s *kb.Step, lookup func(string) (string, bool)) {
 	m.line("%s **%s** [%s]", label, s.Title, s.Safety)
 	m.blank()
@@ -349,6 +387,22 @@ func writeStep(m *md, label string, s *kb.Step, lookup func(string) (string, boo
 	if s.Note != "" {
 		m.line("%s", strings.TrimSpace(s.Note))
 		m.blank()
+	}
+	if len(s.Captures) > 0 {
+		m.line("Evidence: preserves the %s before later steps end it.", strings.Join(s.Captures, ", "))
+		m.blank()
+	}
+	if s.Undo != nil {
+		m.line("Undo:")
+		m.blank()
+		if s.Undo.Command != "" {
+			m.fence("sh", strings.TrimRight(kb.RenderCommand(s.Undo.Command, lookup), "\n"))
+			m.blank()
+		}
+		if s.Undo.Note != "" {
+			m.line("%s", strings.TrimSpace(s.Undo.Note))
+			m.blank()
+		}
 	}
 }
 

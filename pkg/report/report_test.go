@@ -147,3 +147,33 @@ func insideCodeSpan(line string, i int) bool {
 	}
 	return false
 }
+
+// The Mitigations section says which mitigations ATT&CK relates to the
+// alert's techniques and which triage recommends; contain and harden steps
+// show their undo.
+func TestWriteShowsProvenanceAndUndo(t *testing.T) {
+	recs := records(t, `{"rule":"Set Setuid or Setgid bit","priority":"Notice","time":"2026-11-21T09:00:00Z","hostname":"n",
+		"output_fields":{"fd.name":"/tmp/x","proc.name":"chmod","proc.cmdline":"chmod u+s /tmp/x","user.name":"root","container.id":"host"}}`)
+	k, err := kb.Default()
+	require.NoError(t, err)
+	require.Contains(t, recs[0].KB.Techniques, "T1548.001")
+	var b bytes.Buffer
+	require.NoError(t, Write(&b, k, &Group{EntityID: recs[0].Corr.EntityID, Records: recs}))
+	out := b.String()
+	assert.Regexp(t, `(?m)^- \[M1028\]\([^)]*\) Operating System Configuration: ATT&CK: mitigates T1548\.001$`, out)
+	assert.Regexp(t, `(?m)^- \[M1022\]\([^)]*\) [^:]+: recommended by triage \(ATT&CK does not relate it to these techniques\)$`, out)
+}
+
+// A step's undo is rendered with alert values shell-quoted, and an
+// evidence step says what it preserves.
+func TestWriteStepShowsUndoAndCaptures(t *testing.T) {
+	m := &md{w: &bytes.Buffer{}}
+	lookup := func(key string) (string, bool) { return "--all", true }
+	writeStep(m, "1.", &kb.Step{Title: "Isolate", Safety: kb.SafetyContain, Command: "kubectl label pod -n ns -- {{k8s.pod.name}} triage/quarantine=true",
+		Undo: &kb.Undo{Command: "kubectl label pod -n ns -- {{k8s.pod.name}} triage/quarantine-", Note: "Removes the label."}}, lookup)
+	writeStep(m, "2.", &kb.Step{Title: "Export", Safety: kb.SafetyInvestigate, Captures: []string{kb.TargetContainer}, Command: "docker export -o /var/tmp/triage-evidence/c.tar -- x"}, lookup)
+	out := m.w.(*bytes.Buffer).String()
+	assert.Contains(t, out, "Undo:\n\n```sh\nkubectl label pod -n ns -- --all triage/quarantine-\n```")
+	assert.Contains(t, out, "Removes the label.")
+	assert.Contains(t, out, "Evidence: preserves the container")
+}

@@ -1,13 +1,18 @@
 // Package risk scores one alert from 0 to 100 with the factors behind the
 // score. The model is in docs/risk-model.md; every number here is there.
 //
-//	impact     = min(100, priority points + strongest tactic bonus)
+//	impact     = min(100, priority points + primary tactic bonus)
 //	base       = impact × confidence / 100            (Splunk RBA)
 //	contextual = min(100, base + Σ context factors)
-//	score      = 100·m·o / (1 + m·o), o = contextual / (100 − contextual)
+//	attempt    = a blocked attempt counts half, plus its entity's earlier
+//	             blocked attempts, never more than contextual
+//	score      = 100·m·o / (1 + m·o), o = attempt / (100 − attempt)
 //	             (asset criticality m as an odds update, as Elastic does)
+//	final      = min(score, DrillCap) for a recognised drill
 //
-// Score is a pure function of its inputs: no state, no clock.
+// Score is a pure function of its inputs: no state, no clock. What it needs
+// from the entity's past (earlier blocked attempts) comes in Input, from
+// Attempts.
 package risk
 
 import (
@@ -99,9 +104,15 @@ var criticalityMultiplier = map[string]float64{"low": 0.5, "medium": 1, "high": 
 
 // Input is what scoring looks at.
 type Input struct {
-	Alert     *alert.Alert
-	Tactics   []string // TA IDs
-	KnownRule bool     // the rule is in the knowledge base
+	Alert *alert.Alert
+	// Tactic is the alert's primary tactic (TA ID; "" for none): one
+	// alert counts for one tactic in scoring as in correlation, the one
+	// the engine picks (engine.primaryTactic, docs/risk-model.md).
+	Tactic    string
+	KnownRule bool // the rule is in the knowledge base
+	// PriorBlocked is the number of blocked attempts on the alert's
+	// entity within the correlation window before it (Attempts.Prior).
+	PriorBlocked int
 }
 
 // Result is a score with its explanation.
@@ -109,17 +120,31 @@ type Result struct {
 	Score   int
 	Level   string
 	Factors []string
+	Outcome Outcome
+	Drill   string // the drill actor recognised, "" for none
 }
 
 // Scorer holds the compiled configuration.
 type Scorer struct {
 	cfg          config.Risk
 	customFactor string // the confidence factor of custom rules
+	drills       []drillActor
+	drillFactor  map[[2]string]string // (actor, evidence) -> factor text
+	// blockedFactors caches blocked factor strings by reason. The scorer
+	// is used from one goroutine (the engine is serial).
+	blockedFactors map[string]string
 }
 
 // NewScorer returns a scorer for cfg (validated by config.Parse).
 func NewScorer(cfg config.Risk) *Scorer {
-	return &Scorer{cfg: cfg, customFactor: confidenceText("custom_rule", cfg.CustomRuleConfidence)}
+	s := &Scorer{cfg: cfg, customFactor: confidenceText("custom_rule", cfg.CustomRuleConfidence),
+		drills: drillActors(cfg), drillFactor: map[[2]string]string{}, blockedFactors: map[string]string{}}
+	for _, d := range s.drills {
+		for _, ev := range []string{EvidenceImage, EvidenceAncestry} {
+			s.drillFactor[[2]string{d.Name, ev}] = fmt.Sprintf("drill=%s/%s:max%d", d.Name, ev, DrillCap)
+		}
+	}
+	return s
 }
 
 // Score computes the risk of one alert.
@@ -134,15 +159,9 @@ func (s *Scorer) ScoreInto(in Input, factors []string) Result {
 
 	impact := priorityPoints[a.Priority]
 	factors = append(factors, priorityFactor[a.Priority])
-	bestTactic, bonus := "", -1
-	for _, id := range in.Tactics {
-		if b, ok := tacticBonus[id]; ok && b > bonus {
-			bestTactic, bonus = id, b
-		}
-	}
-	if bonus > 0 {
+	if bonus := tacticBonus[in.Tactic]; bonus > 0 {
 		impact += bonus
-		factors = append(factors, tacticFactor[bestTactic])
+		factors = append(factors, tacticFactor[in.Tactic])
 	}
 	impact = min(impact, 100)
 
@@ -153,7 +172,22 @@ func (s *Scorer) ScoreInto(in Input, factors []string) Result {
 	var v fieldView
 	v.fill(a)
 	factors = contextFactors(factors, &score, a, &v, s.cfg.CriticalNamespaces)
+	out := outcomeOf(&v)
+	blocked := out.State == OutcomeBlocked
+	if !blocked && in.PriorBlocked > 0 {
+		factors = append(factors, fAfterBlocked.text)
+		score += float64(fAfterBlocked.points)
+	}
 	score = math.Min(score, 100)
+	if blocked && !failureIsTheSignal[a.Rule] {
+		full := score
+		score *= blockedFactor
+		factors = append(factors, s.blockedText(out.Reason))
+		if n := min(in.PriorBlocked, maxRepeatedBlocked); n > 0 {
+			score = math.Min(full, score+float64(n*repeatedBlockedPoints))
+			factors = append(factors, repeatedBlockedFactor[n])
+		}
+	}
 
 	crit := s.criticality(a, &v)
 	if m := criticalityMultiplier[crit]; m != 1 {
@@ -162,8 +196,45 @@ func (s *Scorer) ScoreInto(in Input, factors []string) Result {
 	}
 	final := int(math.Round(score))
 	final = max(0, min(100, final))
-	return Result{Score: final, Level: LevelOf(final), Factors: factors}
+	drill, evidence := drillOf(&v, s.drills)
+	if drill != "" {
+		final = min(final, DrillCap)
+		factors = append(factors, s.drillFactor[[2]string{drill, evidence}])
+	}
+	return Result{Score: final, Level: LevelOf(final), Factors: factors, Outcome: out, Drill: drill}
 }
+
+// A blocked attempt counts half; each earlier blocked attempt on the same
+// entity within the window adds repeatedBlockedPoints, up to
+// maxRepeatedBlocked of them, never beyond what the attempt would score
+// had it succeeded. A success after blocked attempts on the same entity
+// gets fAfterBlocked: worse than either alone.
+const (
+	blockedFactor         = 0.5
+	blockedSuffix         = ":x0.50"
+	repeatedBlockedPoints = 5
+	maxRepeatedBlocked    = 3
+)
+
+// blockedText is the blocked factor for reason, built once per reason
+// (errno names and HTTP codes are a small set; a bounded cache).
+func (s *Scorer) blockedText(reason string) string {
+	if f, ok := s.blockedFactors[reason]; ok {
+		return f
+	}
+	f := "blocked=" + reason + blockedSuffix
+	if len(s.blockedFactors) < 256 {
+		s.blockedFactors[reason] = f
+	}
+	return f
+}
+
+var repeatedBlockedFactor = func() (t [maxRepeatedBlocked + 1]string) {
+	for n := 1; n <= maxRepeatedBlocked; n++ {
+		t[n] = fmt.Sprintf("repeated_blocked=%d:+%d", n, n*repeatedBlockedPoints)
+	}
+	return t
+}()
 
 // Factor strings are a small closed set: each is formatted once here and
 // shared by every alert that has it.
@@ -297,6 +368,8 @@ var (
 	fMemfd         = newFactor("exe_from_memfd", 15)
 	fUpperLayer    = newFactor("exe_upper_layer", 10)
 	fTmpfs         = newFactor("exe_in_tmpfs", 10)
+	fScriptTmpfs   = newFactor("script_in_tmpfs", 10)
+	fAfterBlocked  = newFactor("after_blocked_attempt", 15)
 	fWritable      = newFactor("exe_writable", 5)
 	fTTY           = newFactor("interactive_tty", 5)
 	fSensitivePath = newFactor("sensitive_path", 10)
@@ -333,7 +406,10 @@ func contextFactors(out []string, score *float64, a *alert.Alert, v *fieldView, 
 	memfd := strings.Contains(flags, "EXE_FROM_MEMFD") || v.isTrue(kExeFromMemfd) || strings.HasPrefix(exe, "memfd:") || strings.HasPrefix(exe, "/memfd:")
 	add(&fMemfd, memfd)
 	add(&fUpperLayer, strings.Contains(flags, "EXE_UPPER_LAYER") || v.isTrue(kExeUpperLayer))
-	add(&fTmpfs, !memfd && (strings.HasPrefix(exe, "/dev/shm/") || strings.HasPrefix(exe, "/tmp/") || strings.HasPrefix(exe, "/run/") || strings.HasPrefix(exe, "/var/tmp/")))
+	exeTmpfs := !memfd && inTmpfs(exe)
+	add(&fTmpfs, exeTmpfs)
+	payload, script := payloadOf(v)
+	add(&fScriptTmpfs, !memfd && !exeTmpfs && script && inTmpfs(payload))
 	add(&fWritable, strings.Contains(flags, "EXE_WRITABLE") || v.isTrue(kExeWritable))
 	tty, _ := v.value(kTTY)
 	add(&fTTY, tty != "" && tty != "0")
@@ -357,6 +433,12 @@ func contextFactors(out []string, score *float64, a *alert.Alert, v *fieldView, 
 	ctUser, _ := v.value(kCtUser)
 	add(&fCloudRootAcct, identity == "Root" || (a.Source == "aws_cloudtrail" && ctUser == "root"))
 	return out
+}
+
+// inTmpfs reports a path in a directory any user can write and that is
+// usually a tmpfs: where dropped payloads live.
+func inTmpfs(p string) bool {
+	return strings.HasPrefix(p, "/dev/shm/") || strings.HasPrefix(p, "/tmp/") || strings.HasPrefix(p, "/run/") || strings.HasPrefix(p, "/var/tmp/")
 }
 
 // sensitivePaths are files whose access matters on any Linux host or pod.

@@ -44,7 +44,7 @@ func TestScoreWorkedCases(t *testing.T) {
 		{
 			// impact 35 + 5 (execution) = 40; × 0.90 (stable) = 36.
 			name:  "notice stable execution",
-			in:    Input{Alert: mk(alert.PriorityNotice, []string{"maturity_stable"}), Tactics: []string{"TA0002"}, KnownRule: true},
+			in:    Input{Alert: mk(alert.PriorityNotice, []string{"maturity_stable"}), Tactic: "TA0002", KnownRule: true},
 			score: 36, level: LevelMedium,
 			factors: []string{"priority=Notice:+35", "tactic=execution:+5", "confidence=maturity_stable:x0.90"},
 		},
@@ -52,7 +52,7 @@ func TestScoreWorkedCases(t *testing.T) {
 			// impact 80 + 5 (defense evasion) = 85; × 0.90 = 76.5; + 10 (root) + 15 (memfd) = 101.5 → capped at 100.
 			name: "critical memfd as root",
 			in: Input{Alert: mk(alert.PriorityCritical, []string{"maturity_stable"}, "user.uid", "0", "evt.arg.flags", "EXE_WRITABLE|EXE_FROM_MEMFD"),
-				Tactics: []string{"TA0005"}, KnownRule: true},
+				Tactic: "TA0005", KnownRule: true},
 			score: 100, level: LevelCritical,
 			factors: []string{"priority=Critical:+80", "tactic=defense-evasion:+5", "confidence=maturity_stable:x0.90", "root:+10", "exe_from_memfd:+15", "exe_writable:+5"},
 		},
@@ -60,7 +60,7 @@ func TestScoreWorkedCases(t *testing.T) {
 			// impact 50 + 0 (discovery) = 50; × 0.75 (incubating) = 37.5;
 			// low asset m = 0.5: o = 37.5/62.5 = 0.6; m·o = 0.3; 100·0.3/1.3 = 23.08 → 23.
 			name:  "warning incubating discovery on a low asset",
-			in:    Input{Alert: mk(alert.PriorityWarning, []string{"maturity_incubating"}), Tactics: []string{"TA0007"}, KnownRule: true},
+			in:    Input{Alert: mk(alert.PriorityWarning, []string{"maturity_incubating"}), Tactic: "TA0007", KnownRule: true},
 			crit:  "low",
 			score: 23, level: LevelMedium,
 			factors: []string{"priority=Warning:+50", "confidence=maturity_incubating:x0.75", "asset=low:x0.5"},
@@ -68,7 +68,7 @@ func TestScoreWorkedCases(t *testing.T) {
 		{
 			// as above, extreme asset m = 2: m·o = 1.2; 100·1.2/2.2 = 54.55 → 55.
 			name:  "warning incubating discovery on an extreme asset",
-			in:    Input{Alert: mk(alert.PriorityWarning, []string{"maturity_incubating"}), Tactics: []string{"TA0007"}, KnownRule: true},
+			in:    Input{Alert: mk(alert.PriorityWarning, []string{"maturity_incubating"}), Tactic: "TA0007", KnownRule: true},
 			crit:  "extreme",
 			score: 55, level: LevelHigh,
 		},
@@ -83,14 +83,14 @@ func TestScoreWorkedCases(t *testing.T) {
 			// impact 65 + 15 (exfiltration) = 80; × 0.60 (sandbox) = 48; + 10 (public peer 8.8.8.8) = 58.
 			name: "error sandbox exfiltration to a public address",
 			in: Input{Alert: mk(alert.PriorityError, []string{"maturity_sandbox"}, "fd.rip", "8.8.8.8"),
-				Tactics: []string{"TA0010", "TA0007"}, KnownRule: true},
+				Tactic: "TA0010", KnownRule: true},
 			score: 58, level: LevelHigh,
 			factors: []string{"priority=Error:+65", "tactic=exfiltration:+15", "confidence=maturity_sandbox:x0.60", "public_peer:+10"},
 		},
 		{
 			// impact 100 + 15 (impact) → capped 100; × 0.50 (deprecated) = 50.
 			name:  "emergency deprecated impact",
-			in:    Input{Alert: mk(alert.PriorityEmergency, []string{"maturity_deprecated"}), Tactics: []string{"TA0040"}, KnownRule: true},
+			in:    Input{Alert: mk(alert.PriorityEmergency, []string{"maturity_deprecated"}), Tactic: "TA0040", KnownRule: true},
 			score: 50, level: LevelHigh,
 		},
 		{
@@ -101,7 +101,7 @@ func TestScoreWorkedCases(t *testing.T) {
 				a := mk(alert.PriorityWarning, []string{"k8s"}, "ka.req.binding.role", "cluster-admin", "ka.target.namespace", "kube-system")
 				a.Source = "k8s_audit"
 				return a
-			}(), Tactics: []string{"TA0004", "TA0003"}, KnownRule: true},
+			}(), Tactic: "TA0004", KnownRule: true},
 			score: 73, level: LevelHigh,
 			factors: []string{"priority=Warning:+50", "tactic=privilege-escalation:+10", "confidence=plugin_rule:x0.80", "critical_namespace:+10", "cluster_admin:+15"},
 		},
@@ -113,14 +113,14 @@ func TestScoreWorkedCases(t *testing.T) {
 				a := mk(alert.PriorityCritical, []string{"aws"}, "ct.name", "ConsoleLogin", "json.value[/additionalEventData/MFAUsed]", "No", "ct.user.identitytype", "Root", "ct.srcip", "10.1.2.3")
 				a.Source = "aws_cloudtrail"
 				return a
-			}(), Tactics: []string{"TA0001"}, KnownRule: true},
+			}(), Tactic: "TA0001", KnownRule: true},
 			score: 93, level: LevelCritical,
 		},
 		{
 			// impact 20 (Informational), discovery 0; × 0.80 = 16; high asset m = 1.5:
 			// o = 16/84 = 0.1905; m·o = 0.2857; 100·0.2857/1.2857 = 22.22 → 22 (medium's first point).
 			name:  "informational plugin rule on a high asset",
-			in:    Input{Alert: mk(alert.PriorityInformational, nil), Tactics: []string{"TA0007"}, KnownRule: true},
+			in:    Input{Alert: mk(alert.PriorityInformational, nil), Tactic: "TA0007", KnownRule: true},
 			crit:  "high",
 			score: 22, level: LevelMedium,
 		},
@@ -173,7 +173,7 @@ func loadSamples(t *testing.T) []*alert.Alert {
 
 func inputFor(k *kb.KB, a *alert.Alert) Input {
 	res := k.Resolve(a.Rule, a.Tags)
-	return Input{Alert: a, Tactics: res.Tactics, KnownRule: res.Via == kb.ViaRuleMap}
+	return Input{Alert: a, Tactic: PrimaryTactic(k, a.Tags, &res), KnownRule: res.Via == kb.ViaRuleMap}
 }
 
 func withField(a *alert.Alert, key, value string) *alert.Alert {

@@ -1,6 +1,10 @@
 package risk
 
-import "github.com/triage-dev/triage/pkg/alert"
+import (
+	"strings"
+
+	"github.com/triage-dev/triage/pkg/alert"
+)
 
 // The output fields scoring reads. fieldView finds all of them in one pass
 // over an alert's fields; asking the alert once per key cost ~40 scans of
@@ -45,6 +49,22 @@ const (
 	kAWSAccount
 	kGCPProject
 	kGitHubOrg
+	kEvtRes
+	kEvtRawRes
+	kEvtFailed
+	kKaResponseCode
+	kKaAuthDecision
+	kCtError
+	kJSONErrorCode
+	kOktaResult
+	kGCPAuthInfo
+	kCmdline
+	kProcName
+	kCwd
+	kPName
+	kPCmdline
+	kPExePath
+	kPExe
 	numKeys
 )
 
@@ -63,6 +83,11 @@ var keyNames = [numKeys]string{
 	kCtIdentityType: "ct.user.identitytype", kJSONIdentityType: "json.value[/userIdentity/type]", kCtUser: "ct.user",
 	kImageRepo: "container.image.repository", kPodImage: "ka.req.pod.containers.image",
 	kCtAccount: "ct.user.accountid", kAWSAccount: "aws.accountId", kGCPProject: "gcp.projectId", kGitHubOrg: "github.org",
+	kEvtRes: "evt.res", kEvtRawRes: "evt.rawres", kEvtFailed: "evt.failed",
+	kKaResponseCode: "ka.response.code", kKaAuthDecision: "ka.auth.decision",
+	kCtError: "ct.error", kJSONErrorCode: "json.value[/errorCode]", kOktaResult: "okta.result", kGCPAuthInfo: "gcp.authorizationInfo",
+	kCmdline: "proc.cmdline", kProcName: "proc.name", kCwd: "proc.cwd",
+	kPName: "proc.pname", kPCmdline: "proc.pcmdline", kPExePath: "proc.pexepath", kPExe: "proc.pexe",
 }
 
 var keyIndex = func() map[string]int {
@@ -87,14 +112,30 @@ type fieldView struct {
 	val  [numKeys]string
 	has  [numKeys]bool
 	seen [numKeys]bool
+
+	// Ancestors beyond the parent as the alert gives them:
+	// proc.aname[N], and proc.aexepath[N] or proc.aexe[N] (N ≥ 1), in
+	// field order, at most maxAncestors of each.
+	ancNames [maxAncestors]string
+	ancExes  [maxAncestors]string
+	nNames   int
+	nExes    int
 }
+
+const maxAncestors = 8
 
 func (v *fieldView) fill(a *alert.Alert) {
 	*v = fieldView{}
 	for i := range a.Fields {
 		f := &a.Fields[i]
 		k, ok := keyIndex[f.Key]
-		if !ok || v.seen[k] {
+		if !ok {
+			if strings.HasPrefix(f.Key, "proc.a") {
+				v.ancestor(f)
+			}
+			continue
+		}
+		if v.seen[k] {
 			continue
 		}
 		v.seen[k] = true
@@ -118,4 +159,23 @@ func (v *fieldView) first(keys ...int) string {
 
 func (v *fieldView) isTrue(k int) bool {
 	return v.has[k] && (v.val[k] == "true" || v.val[k] == "1")
+}
+
+// ancestor records proc.aname[N], proc.aexepath[N] and proc.aexe[N].
+func (v *fieldView) ancestor(f *alert.Field) {
+	if f.Kind == alert.KindNull || f.Value == "" || f.Value == "<NA>" {
+		return
+	}
+	switch {
+	case strings.HasPrefix(f.Key, "proc.aname["):
+		if v.nNames < maxAncestors {
+			v.ancNames[v.nNames] = f.Value
+			v.nNames++
+		}
+	case strings.HasPrefix(f.Key, "proc.aexepath["), strings.HasPrefix(f.Key, "proc.aexe["):
+		if v.nExes < maxAncestors {
+			v.ancExes[v.nExes] = f.Value
+			v.nExes++
+		}
+	}
 }
