@@ -48,6 +48,12 @@ demo: $(CLI)
 bench: $(LIB)
 	$(GO) run ./cmd/loadgen report -lib $(CURDIR)/$(LIB) -out docs/performance.md
 
+# Fleet tier on Kafka (kfake in process): alerts/s through route and the
+# kafka:// input with 1 and 2 consumers, rebuild time per 100,000 alerts.
+.PHONY: bench-fleet
+bench-fleet:
+	$(GO) test ./pkg/input/kafka/ ./pkg/route/ -run '^$$' -bench . -benchtime=1x
+
 # Regenerates the README's field table from the plugin's own field list.
 readme-fields: $(CLI)
 	./$(CLI) fields --readme README.md

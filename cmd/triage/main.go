@@ -44,6 +44,8 @@ Usage:
                                    tactic, mitigation or playbook
   triage fields [--readme FILE [--check]]
                                    the field table; or rewrite (or check) it in a README
+  triage route --from kafka://HOST:PORT/TOPIC?group=G --to kafka://HOST:PORT/TOPIC
+                                   key Falcosidekick's Kafka alerts by entity (docs/fleet.md)
 
 Run 'triage COMMAND --help' for a command's options.
 `
@@ -68,6 +70,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdExplain(args[1:], stdout, stderr)
 	case "fields":
 		return cmdFields(args[1:], stdout, stderr)
+	case "route":
+		return cmdRoute(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -17,8 +17,10 @@ import (
 
 	"github.com/triage-dev/triage/pkg/alert"
 	"github.com/triage-dev/triage/pkg/config"
+	"github.com/triage-dev/triage/pkg/engine"
 	"github.com/triage-dev/triage/pkg/ingest"
 	"github.com/triage-dev/triage/pkg/input/file"
+	"github.com/triage-dev/triage/pkg/input/kafka"
 	"github.com/triage-dev/triage/pkg/input/spill"
 	"github.com/triage-dev/triage/pkg/input/webhook"
 	"github.com/triage-dev/triage/pkg/logging"
@@ -31,13 +33,15 @@ const (
 	KindWebhook Kind = "webhook"
 	KindFollow  Kind = "follow"
 	KindOnce    Kind = "once"
+	KindKafka   Kind = "kafka"
 )
 
 // Spec is a parsed open_params string.
 type Spec struct {
-	Kind Kind
-	URL  *url.URL // webhook
-	Path string   // follow, once
+	Kind  Kind
+	URL   *url.URL   // webhook
+	Path  string     // follow, once
+	Kafka kafka.Spec // kafka
 }
 
 // ParseOpenParams interprets open_params:
@@ -46,6 +50,8 @@ type Spec struct {
 //	http://HOST:PORT/PATH     webhook (HOST defaults to 127.0.0.1, PORT to 2820, PATH to /)
 //	file:///ABSOLUTE/PATH     follow a growing NDJSON file like tail -F
 //	/path or relative/path    read an NDJSON file once, then EOF
+//	kafka://HOST:PORT[,HOST:PORT…]/TOPIC?group=GROUP
+//	                          consume a topic in a consumer group (docs/fleet.md)
 func ParseOpenParams(params string) (Spec, error) {
 	s := strings.TrimSpace(params)
 	if s == "" {
@@ -72,8 +78,14 @@ func ParseOpenParams(params string) (Spec, error) {
 			return Spec{}, fmt.Errorf("open_params: file URL %q needs an absolute path, e.g. file:///var/log/falco/events.json", s)
 		}
 		return Spec{Kind: KindFollow, Path: filepath.Clean(u.Path)}, nil
+	case strings.HasPrefix(lower, "kafka://"):
+		k, err := kafka.ParseURL(s, true)
+		if err != nil {
+			return Spec{}, fmt.Errorf("open_params: %v", err)
+		}
+		return Spec{Kind: KindKafka, Kafka: k}, nil
 	case strings.Contains(s, "://"):
-		return Spec{}, fmt.Errorf("open_params: unsupported scheme in %q (want http://, file:// or a plain file path)", s)
+		return Spec{}, fmt.Errorf("open_params: unsupported scheme in %q (want http://, file://, kafka:// or a plain file path)", s)
 	}
 	return Spec{Kind: KindOnce, Path: s}, nil
 }
@@ -82,6 +94,7 @@ func ParseOpenParams(params string) (Spec, error) {
 type Input struct {
 	Spec    Spec
 	Webhook *webhook.Server // set for KindWebhook
+	Kafka   *kafka.Input    // set for KindKafka
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -152,6 +165,13 @@ func Start(spec Spec, cfg config.Config, q *ingest.AlertQueue, c *ingest.Counter
 		in.run(func() error {
 			return file.Follow(ctx, spec.Path, opts, lineSink(ctx, q, c, cfg, log, opts.Delivery), oversizeSink(c, log))
 		}, log)
+	case KindKafka:
+		k, err := kafka.Start(spec.Kafka, cfg, q, c, log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		in.Kafka = k
 	default:
 		cancel()
 		return nil, fmt.Errorf("open_params: unknown input kind %q", spec.Kind)
@@ -183,12 +203,25 @@ func (in *Input) Stop(timeout time.Duration) {
 		_ = in.Webhook.Shutdown(ctx)
 		cancel()
 	}
+	if in.Kafka != nil {
+		in.Kafka.Stop()
+	}
 	in.cancel()
 	in.wg.Wait()
 	if in.spill != nil {
 		if err := in.spill.Close(); err != nil {
 			in.log.Printf("spill: close: %v", err)
 		}
+	}
+}
+
+// BeforeBatch runs what the input must change in eng's state before the
+// alerts it queued afterwards (the Kafka input's replays and drops); the
+// plugin calls it on Falco's thread in next_batch between popping a batch
+// and processing it.
+func (in *Input) BeforeBatch(eng *engine.Engine) {
+	if in.Kafka != nil {
+		in.Kafka.BeforeBatch(eng)
 	}
 }
 

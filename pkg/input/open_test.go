@@ -38,7 +38,11 @@ func TestParseOpenParams(t *testing.T) {
 			require.Equal(t, tc.target, s.Path, tc.params)
 		}
 	}
-	for _, bad := range []string{"file://host/x", "file://relative", "kafka://broker:9092/t"} {
+	k, err := ParseOpenParams("KAFKA://k1:9092,k2:9092/falco-by-entity?group=central")
+	require.NoError(t, err)
+	require.Equal(t, KindKafka, k.Kind)
+	require.Equal(t, "kafka://k1:9092,k2:9092/falco-by-entity?group=central", k.Kafka.String())
+	for _, bad := range []string{"file://host/x", "file://relative", "kafka://broker:9092/t", "kafka://broker/t?group=g"} {
 		_, err := ParseOpenParams(bad)
 		require.Error(t, err, bad)
 	}

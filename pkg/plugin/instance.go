@@ -96,6 +96,7 @@ func (i *Instance) NextBatch(pState sdk.PluginState, evts sdk.EventWriters) (n i
 	}
 	var popErr error
 	i.batch, popErr = i.q.PopBatch(i.batch[:0], evts.Len(), i.timer, i.idle)
+	i.in.BeforeBatch(eng) // state changes the input queued before these alerts (Kafka: replay, drop)
 	for _, a := range i.batch {
 		if i.writeEvent(eng, evts.Get(n), a) {
 			n++
