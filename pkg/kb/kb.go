@@ -51,6 +51,9 @@ const (
 	TargetContainer = "container"
 	TargetPod       = "pod"
 	TargetInstance  = "instance"
+	// TargetTask is an ECS task: from outside, its description and logs
+	// are all the evidence there is (Fargate exposes no memory or disk).
+	TargetTask = "task"
 )
 
 // Mapping kinds of a rule (Rule.Kind).
@@ -184,13 +187,7 @@ type KB struct {
 	playbooks     map[string]*Playbook
 	rules         map[string]*Rule
 	origin        map[string]string // "kind id" -> file, for error messages
-
-	// lintProblems are what the command lints (lint.go) found.
-	lintProblems []string
 }
-
-// LintProblems returns what the command lints found in the playbooks.
-func (k *KB) LintProblems() []string { return k.lintProblems }
 
 var (
 	defaultOnce sync.Once

@@ -463,6 +463,9 @@ func effectOf(c call) effect {
 			if a.text == "--dry-run=server" || a.text == "--dry-run=client" {
 				return effect{}
 			}
+			if strings.Contains(a.text, "/checkpoint/") && sub0 == "create" {
+				return effect{} // the kubelet checkpoint API through the API server's node proxy: evidence
+			}
 		}
 		switch sub0 {
 		case "delete":
@@ -531,6 +534,8 @@ func effectOf(c call) effect {
 			return effect{} // ls, cp (evidence upload), presign
 		case verb == "stop-instances" || verb == "reboot-instances" || verb == "hibernate-instances":
 			return disrupt(TargetInstance, "aws ec2 "+verb)
+		case sub0 == "ecs" && (verb == "stop-task" || verb == "update-service" && strings.Contains(joinArgs(c), "--desired-count=0")):
+			return disrupt(TargetTask, "aws ecs "+verb+" stops tasks")
 		case verb == "terminate-instances":
 			return destroy(TargetInstance, "aws ec2 terminate-instances")
 		case verb == "create-snapshot" || verb == "create-snapshots" || verb == "get-console-output" || verb == "get-console-screenshot" || verb == "create-image":
@@ -599,15 +604,21 @@ func effectOf(c call) effect {
 		return change("HTTP " + method)
 	case "gh":
 		if sub0 == "api" {
-			method := "GET"
+			// gh api sends fields as POST unless a method is given
+			// (gh api --help: "the default HTTP request method is GET
+			// normally and POST if any parameters were added").
+			method, explicit, fields := "GET", false, false
 			for i, a := range c.args {
 				if (a.text == "-X" || a.text == "--method") && i+1 < len(c.args) {
-					method = strings.ToUpper(c.args[i+1].text)
+					method, explicit = strings.ToUpper(c.args[i+1].text), true
 				} else if strings.HasPrefix(a.text, "--method=") {
-					method = strings.ToUpper(a.text[len("--method="):])
-				} else if (a.text == "-f" || a.text == "-F" || a.text == "--field" || a.text == "--raw-field" || a.text == "--input") && method == "GET" {
-					method = "POST"
+					method, explicit = strings.ToUpper(a.text[len("--method="):]), true
+				} else if a.text == "-f" || a.text == "-F" || a.text == "--field" || a.text == "--raw-field" || a.text == "--input" {
+					fields = true
 				}
+			}
+			if fields && !explicit {
+				method = "POST"
 			}
 			switch method {
 			case "GET":
@@ -735,8 +746,12 @@ var systemdDropIn = regexp.MustCompile(`^/etc/systemd/system/[^/]+\.d/[^/]+\.con
 func writes(c call) []word {
 	pos := c.positional()
 	switch c.name {
-	case "cp", "mv", "install", "ln", "rsync":
+	case "cp", "mv", "install", "ln", "rsync", "scp":
 		if len(pos) >= 2 {
+			dst := pos[len(pos)-1]
+			if (c.name == "rsync" || c.name == "scp") && (strings.Contains(dst.text, ":") || strings.HasPrefix(dst.text, "$")) {
+				return nil // to another machine (host:path, or the responder's $EVIDENCE_DEST)
+			}
 			return pos[len(pos)-1:]
 		}
 	case "tee", "touch":
@@ -833,6 +848,15 @@ func valueLints(pc *parsedCommand, c call, bad func(string, ...any)) {
 	case "echo":
 		bad("[option] echo parses options (-n, -e) and escapes: print alert values with printf '%%s\\n' instead, in %q", show(joinArgs(c)))
 		return
+	case "kubectl":
+		if c.sub(0) == "create" {
+			for _, a := range c.args {
+				if a.text == "--" {
+					bad("[option] kubectl create drops the name given after --: choose the new object's name yourself in %q", show(joinArgs(c)))
+					break
+				}
+			}
+		}
 	case "jq":
 		// the filter is the first positional word; values go through --arg
 		if p := c.positional(); len(p) > 0 && p[0].hasValue() && !argValue(c, p[0]) {
@@ -978,6 +1002,7 @@ var capturePattern = map[string]*regexp.Regexp{
 	TargetContainer: regexp.MustCompile(`\b(docker|podman|nerdctl) (container )?(export|commit)\b|\bcrictl checkpoint\b|/checkpoint/|/proc/[^ ]*/root\b|\bctr [^\n]*snapshot`),
 	TargetPod:       regexp.MustCompile(`\bkubectl\b[^\n|;&]*\blogs\b`),
 	TargetInstance:  regexp.MustCompile(`create-snapshots?\b|disks snapshot\b|snapshots create\b|create-image\b`),
+	TargetTask:      regexp.MustCompile(`\baws ecs describe-tasks\b`),
 }
 
 var captureHint = map[string]string{
@@ -985,6 +1010,7 @@ var captureHint = map[string]string{
 	TargetContainer: "docker export/commit, crictl checkpoint, the kubelet checkpoint API, or a copy of /proc/PID/root",
 	TargetPod:       "kubectl logs (and the object with kubectl get -o yaml)",
 	TargetInstance:  "disk snapshots: aws ec2 create-snapshots, gcloud compute disks snapshot",
+	TargetTask:      "aws ecs describe-tasks (and the task definition and its log group)",
 }
 
 // lintCommand parses a command template and applies the per-command lints.
@@ -1170,6 +1196,9 @@ func anyEvidence(c call) bool {
 }
 
 func checkWrite(pc *parsedCommand, s *Step, w word, bad func(string, ...any)) {
+	if s == nil {
+		return // an undo puts back what a step moved away, where it was
+	}
 	switch {
 	case w.startsValue():
 		bad("[exec-dir] writes to a path taken from the alert (%s): the evidence directory is the only place to copy to", pc.show(w.text))

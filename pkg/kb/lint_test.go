@@ -142,6 +142,22 @@ func TestLintCommands(t *testing.T) {
 			Step{Safety: "investigate", Command: "kubectl exec -n ns pod/x -- cat {{fd.name}}"},
 			Step{Safety: "investigate", Command: "kubectl exec -n ns pod/x -- cat -v -- {{fd.name}}"},
 			"option"},
+		{"kubectl create drops a name after --",
+			Step{Safety: "contain", Undo: undo, Command: "kubectl create secret generic -n ns -- {{ka.target.name}} --from-literal=k=v"},
+			Step{Safety: "contain", Undo: undo, Command: "kubectl create secret generic -n ns triage-rotated --from-literal=k=v"},
+			"drops the name"},
+		{"gh api GET with fields is a read",
+			Step{Safety: "investigate", Command: "gh api repos/o/r/hooks -f name=x"},
+			Step{Safety: "investigate", Command: "gh api -X GET repos/o/r/hooks -f per_page=100"},
+			"does more"},
+		{"rsync to another machine is not a local write",
+			Step{Safety: "investigate", Command: "rsync -a /var/tmp/triage-evidence/ /srv/copy/"},
+			Step{Safety: "investigate", Command: "rsync -a /var/tmp/triage-evidence/ \"$EVIDENCE_DEST\""},
+			"does more"},
+		{"ECS task stop before its description is saved",
+			Step{Safety: "contain", Undo: undo, Command: "aws ecs stop-task --cluster=\"$c\" --task=\"$t\""},
+			Step{Safety: "disrupt", Note: "the task's memory is lost", Command: "aws ecs stop-task --cluster=\"$c\" --task=\"$t\""},
+			"disrupt"},
 		{"captures without a capturing command",
 			Step{Safety: "investigate", Captures: []string{TargetContainer}, Command: "crictl inspect -- {{container.id}}"},
 			Step{Safety: "investigate", Captures: []string{TargetContainer}, Command: "mkdir -p /var/tmp/triage-evidence && docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"},
@@ -173,6 +189,18 @@ func TestLintEvidenceBeforeDisruption(t *testing.T) {
 	assert.Contains(t, strings.Join(errs, "\n"), "evidence stays on the suspect machine")
 
 	assert.Empty(t, lintVariant(&Variant{Steps: []Step{export, ship, stop}, Verify: verify}))
+}
+
+// An undo puts back what its step moved away, where it was: it may write
+// to the alert's path or into a cron directory.
+func TestLintUndoMayRestore(t *testing.T) {
+	s := Step{Safety: "contain", Command: "mkdir -p /var/tmp/triage-evidence/q && mv -- {{fd.name}} /var/tmp/triage-evidence/q/",
+		Undo: &Undo{Command: "mv -- /var/tmp/triage-evidence/q/job /etc/cron.d/job"}}
+	assert.Empty(t, stepProblems(s))
+	s.Undo.Command = "mv -- /var/tmp/triage-evidence/q/job {{fd.name}}"
+	assert.Empty(t, stepProblems(s))
+	s.Undo.Command = "pgrep -f -- {{proc.name}}"
+	assert.NotEmpty(t, stepProblems(s), "value lints still hold in an undo")
 }
 
 // A systemd drop-in written by a harden step is the one allowed write

@@ -48,8 +48,10 @@ playbooks:
       container:
         action: Find who opened the shell and why.
         steps:
-          - {title: Inspect the container, safety: investigate, command: "crictl inspect {{container.id}}"}
-          - {title: Stop it, safety: contain, command: "crictl stop {{container.id}}"}
+          - {title: Inspect the container, safety: investigate, command: "crictl inspect -- {{container.id}}"}
+          - {title: Export it, safety: investigate, captures: [container], command: "docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"}
+          - {title: Copy it off, safety: investigate, command: "sha256sum /var/tmp/triage-evidence/c.tar && scp /var/tmp/triage-evidence/c.tar \"$EVIDENCE_DEST\""}
+          - {title: Stop it, safety: disrupt, note: Its memory is lost., command: "crictl stop -- {{container.id}}"}
         verify: {title: Check it is stopped, safety: investigate, command: "crictl ps --id {{container.id}}"}
         side_effects: [The workload is down until restarted.]
     references:
@@ -112,7 +114,7 @@ func TestLoadRejects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			data := c.data
 			if name == "quoted placeholder" {
-				data = strings.Replace(data, `"crictl inspect {{container.id}}"`, `"crictl inspect '{{container.id}}'"`, 1)
+				data = strings.Replace(data, `"crictl inspect -- {{container.id}}"`, `"crictl inspect -- '{{container.id}}'"`, 1)
 				c.mention = "inside ' quotes"
 			}
 			_, err := Load(fixtureFS(map[string]string{c.file: data}))
@@ -193,4 +195,22 @@ func TestDetectEnv(t *testing.T) {
 	assert.Equal(t, EnvHost, DetectEnv("syscall", fields(map[string]string{"container.id": "host"})))
 	assert.Equal(t, EnvHost, DetectEnv("syscall", fields(map[string]string{"k8s.ns.name": ""})))
 	assert.Equal(t, EnvHost, DetectEnv("", fields(nil)))
+}
+
+// The loader refuses a knowledge base whose commands break the safety
+// taxonomy or the value lints, naming the lint: the embedded one loads
+// only because none does.
+func TestLoadRefusesLintProblems(t *testing.T) {
+	// the review's examples: a stop classed contain, before any capture, with the ID in option position
+	bad := strings.Replace(fixturePlaybooks, `- {title: Stop it, safety: disrupt, note: Its memory is lost., command: "crictl stop -- {{container.id}}"}`, ``, 1)
+	bad = strings.Replace(bad, `- {title: Inspect the container, safety: investigate, command: "crictl inspect -- {{container.id}}"}`,
+		`- {title: Stop it, safety: contain, command: "crictl stop {{container.id}}"}`, 1)
+	require.NotEqual(t, fixturePlaybooks, bad)
+	_, err := Load(fixtureFS(map[string]string{"sub/rules.yaml": bad}))
+	require.Error(t, err)
+	for _, want := range []string{"[class]", "[undo]", "[option]", "[evidence-first]"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	_, err = Default()
+	require.NoError(t, err, "the embedded knowledge base meets every lint")
 }

@@ -223,7 +223,11 @@ func missingKeys(rule, pid, env string, v *Variant, have map[string]bool) []stri
 	var out []string
 	seen := map[string]bool{}
 	for _, s := range v.AllSteps() {
-		for _, key := range append(Placeholders(s.Command), Placeholders(s.YAML)...) {
+		keys := append(Placeholders(s.Command), Placeholders(s.YAML)...)
+		if s.Undo != nil {
+			keys = append(keys, Placeholders(s.Undo.Command)...)
+		}
+		for _, key := range keys {
 			if !have[key] && !seen[key] {
 				seen[key] = true
 				out = append(out, fmt.Sprintf("%s [%s/%s]: {{%s}}", rule, pid, env, key))
@@ -252,18 +256,27 @@ func TestPlaybookCommandsParse(t *testing.T) {
 					var doc any
 					assert.NoError(t, yaml.Unmarshal([]byte(RenderYAML(s.YAML, dummy)), &doc), "%s: yaml", where)
 				}
-				if s.Command == "" {
-					continue
+				cmds := []string{s.Command}
+				if s.Undo != nil {
+					cmds = append(cmds, s.Undo.Command)
 				}
-				n++
-				cmd := RenderCommand(s.Command, dummy)
-				out, err := exec.Command("bash", "-n", "-c", cmd).CombinedOutput()
-				assert.NoError(t, err, "%s: bash -n: %s\n%s", where, out, cmd)
-				if scErr == nil {
-					f := filepath.Join(dir, fmt.Sprintf("step%d.sh", n))
-					require.NoError(t, os.WriteFile(f, []byte("#!/bin/bash\n"+cmd+"\n"), 0o600))
-					out, err := exec.Command("shellcheck", "-s", "bash", "-S", "warning", f).CombinedOutput()
-					assert.NoError(t, err, "%s: shellcheck:\n%s\n%s", where, out, cmd)
+				for ci, tmpl := range cmds {
+					if tmpl == "" {
+						continue
+					}
+					if ci == 1 {
+						where += " undo"
+					}
+					n++
+					cmd := RenderCommand(tmpl, dummy)
+					out, err := exec.Command("bash", "-n", "-c", cmd).CombinedOutput()
+					assert.NoError(t, err, "%s: bash -n: %s\n%s", where, out, cmd)
+					if scErr == nil {
+						f := filepath.Join(dir, fmt.Sprintf("step%d.sh", n))
+						require.NoError(t, os.WriteFile(f, []byte("#!/bin/bash\n"+cmd+"\n"), 0o600))
+						out, err := exec.Command("shellcheck", "-s", "bash", "-S", "warning", f).CombinedOutput()
+						assert.NoError(t, err, "%s: shellcheck:\n%s\n%s", where, out, cmd)
+					}
 				}
 			}
 		}

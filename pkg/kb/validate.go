@@ -25,7 +25,7 @@ var RuleSources = map[string]string{
 	"github":         EnvGitHub,
 }
 
-var evidenceTargets = map[string]bool{TargetProcess: true, TargetContainer: true, TargetPod: true, TargetInstance: true}
+var evidenceTargets = map[string]bool{TargetProcess: true, TargetContainer: true, TargetPod: true, TargetInstance: true, TargetTask: true}
 
 // forbidden are command fragments that do harm whatever the alert: the
 // kind of advice triage exists to replace.
@@ -103,11 +103,11 @@ func (k *KB) validate() []string {
 				continue
 			}
 			for _, e := range lintVariant(v) {
-				k.lintProblems = append(k.lintProblems, fmt.Sprintf("playbook %s/%s %s", id, env, e))
+				bad("playbook %s/%s %s", id, env, e)
 			}
 		}
 	}
-	sort.Strings(k.lintProblems)
+	sort.Strings(errs)
 	for name, r := range k.rules {
 		if _, ok := RuleSources[r.Source]; !ok {
 			bad("rule %q: unknown source %q", name, r.Source)
@@ -246,7 +246,7 @@ func ValidateStep(s *Step) []string {
 	}
 	for _, c := range s.Captures {
 		if !evidenceTargets[c] {
-			errs = append(errs, fmt.Sprintf("captures %q is not one of process, container, pod, instance", c))
+			errs = append(errs, fmt.Sprintf("captures %q is not one of process, container, pod, instance, task", c))
 		}
 	}
 	if len(s.Captures) > 0 && s.Safety != SafetyInvestigate {
