@@ -1156,11 +1156,33 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 // classifyStmt says whether a statement saves evidence (and what) or
 // changes something (and what).
 func classifyStmt(pc *parsedCommand, st *syntax.Stmt) (save, change string) {
-	for _, r := range st.Redirs {
-		if (r.Op == syntax.RdrOut || r.Op == syntax.AppOut) && evidencePath(flatten(r.Word).text) && flatten(r.Word).text != "/dev/null" {
-			save = "… > " + pc.show(flatten(r.Word).text)
+	// A save writes a copy: output redirected into the evidence directory,
+	// a relative path or a variable's path (an absolute system path is a
+	// configuration write, itself a change), or a copying command.
+	syntax.Walk(st, func(n syntax.Node) bool {
+		inner, ok := n.(*syntax.Stmt)
+		if !ok {
+			return true
 		}
-	}
+		for _, r := range inner.Redirs {
+			if r.Op != syntax.RdrOut && r.Op != syntax.AppOut && r.Op != syntax.RdrAll && r.Op != syntax.AppAll {
+				continue
+			}
+			if r.N != nil && r.N.Value != "1" {
+				continue
+			}
+			dst := flatten(r.Word).text
+			if dst == "/dev/null" || strings.HasPrefix(dst, "/dev/") || strings.HasPrefix(dst, "&") || dst == "" {
+				continue
+			}
+			if evidencePath(dst) || !strings.HasPrefix(dst, "/") {
+				if save == "" {
+					save = "… > " + pc.show(dst)
+				}
+			}
+		}
+		return true
+	})
 	for _, c := range stmtCalls(st) {
 		e := effectOf(c)
 		switch {
@@ -1168,7 +1190,7 @@ func classifyStmt(pc *parsedCommand, st *syntax.Stmt) (save, change string) {
 			if change == "" {
 				change = pc.show(joinArgs(c))
 			}
-		case (c.name == "cp" || c.name == "tar" || c.name == "gcore" || c.name == "tee") && anyEvidence(c),
+		case c.name == "cp" || c.name == "tar" || c.name == "gcore" || c.name == "tee",
 			c.name == "docker" && (c.sub(0) == "export" || c.sub(0) == "commit"),
 			c.name == "crictl" && c.sub(0) == "checkpoint":
 			if save == "" {
