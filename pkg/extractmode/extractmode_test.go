@@ -13,7 +13,8 @@ import (
 // init ok -> StartAsync; init fails -> (no StartAsync by the SDK); then a
 // StopAsync in each plugin_destroy. AfterInit must make the counts match,
 // or the second StopAsync panics (inside plugin_destroy, aborting Falco).
-// Run with async off so no worker goroutine spins.
+// Run with async off so no worker goroutine spins. Without AfterInit's
+// extra start (checked by removing it) the second StopAsync panics.
 func TestFailedInitKeepsAsyncStartsAndStopsBalanced(t *testing.T) {
 	h := cgo.Handle(1)
 	AfterInit(false, nil)
@@ -24,14 +25,4 @@ func TestFailedInitKeepsAsyncStartsAndStopsBalanced(t *testing.T) {
 		extract.StopAsync(h) // destroy of the failed state
 		extract.StopAsync(h) // destroy of the good state
 	})
-}
-
-// Without AfterInit's balancing the same sequence panics: the test above
-// can fail.
-func TestUnbalancedStopPanics(t *testing.T) {
-	h := cgo.Handle(1)
-	extract.SetAsync(false)
-	extract.StartAsync(h)
-	extract.StopAsync(h)
-	assert.Panics(t, func() { extract.StopAsync(h) })
 }
