@@ -845,6 +845,25 @@ func valueLints(pc *parsedCommand, c call, bad func(string, ...any)) {
 				bad("[pattern] journalctl: an alert value is a pattern (-g is a regex, -u a glob) in %q", show(joinArgs(c)))
 			}
 		}
+	case "crictl":
+		// crictl ps/pods --name, --namespace and --label match regular
+		// expressions (cri-tools cmd/crictl: "filter by … regular expression pattern")
+		for i, a := range c.args {
+			if a.hasValue() && (i > 0 && c.args[i-1].is("--name", "--namespace") || strings.HasPrefix(a.text, "--name=") || strings.HasPrefix(a.text, "--namespace=")) {
+				bad("[pattern] crictl --name/--namespace is a regular expression: match the alert value exactly instead (jq --arg … select(.metadata.name == $n)) in %q", show(joinArgs(c)))
+			}
+		}
+	case "docker", "podman", "nerdctl":
+		// docker --filter name= and id= match by pattern and prefix, not exactly
+		for i, a := range c.args {
+			v := a.text
+			if i > 0 && c.args[i-1].is("--filter", "-f") || strings.HasPrefix(v, "--filter=") {
+				v = strings.TrimPrefix(v, "--filter=")
+				if a.hasValue() && (strings.HasPrefix(v, "name=") || strings.HasPrefix(v, "id=")) {
+					bad("[pattern] %s --filter name=/id= matches by pattern or prefix: use %s inspect -- VALUE for one container, in %q", c.name, c.name, show(joinArgs(c)))
+				}
+			}
+		}
 	case "echo":
 		bad("[option] echo parses options (-n, -e) and escapes: print alert values with printf '%%s\\n' instead, in %q", show(joinArgs(c)))
 		return
@@ -1037,6 +1056,46 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 	isEvidence := func(p string) bool {
 		return evidencePath(p) || cdEvidence && p != "" && !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "$") && !strings.HasPrefix(p, "~") && !strings.HasPrefix(p, "..")
 	}
+	// evidence permissions: copies keep no setuid bit, files are not
+	// world-readable (a core image holds secrets; the directory is 0755)
+	umask := false
+	writesEvidence := false
+	syntax.Walk(pc.file, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.CallExpr:
+			c, ok := callOf(n, nil)
+			if !ok {
+				return true
+			}
+			if c.name == "umask" && len(c.args) > 0 && (c.args[0].text == "077" || c.args[0].text == "0077") {
+				umask = true
+			}
+			if p := c.positional(); (c.name == "cp" || c.name == "rsync") && len(p) > 1 && isEvidence(p[len(p)-1].text) && !umask {
+				writesEvidence = true
+			}
+			if (c.name == "gcore" || c.name == "tar" || c.name == "tee") && anyEvidence(c) && !umask {
+				writesEvidence = true
+			}
+			if c.name == "docker" && (c.sub(0) == "export" || c.sub(0) == "save") && anyEvidence(c) && !umask {
+				writesEvidence = true
+			}
+			if s != nil && (c.name == "cp" || c.name == "rsync") && anyEvidence(c) && (c.has("-a", "-p", "--archive") || hasPreserveMode(c)) && unknownSource(c) {
+				bad("[evidence-perms] %s keeps modes, so a setuid file stays setuid in the evidence directory: copy with --preserve=ownership,timestamps and record the mode with stat, in %q", c.name, pc.show(joinArgs(c)))
+			}
+		case *syntax.Stmt:
+			for _, r := range n.Redirs {
+				if (r.Op == syntax.RdrOut || r.Op == syntax.AppOut || r.Op == syntax.RdrAll || r.Op == syntax.AppAll) && !umask {
+					if dst := flatten(r.Word).text; isEvidence(dst) && dst != "/dev/null" && !strings.HasPrefix(dst, "/dev/") {
+						writesEvidence = true
+					}
+				}
+			}
+		}
+		return true
+	})
+	if writesEvidence && s != nil {
+		bad("[evidence-perms] writes evidence before umask 077: the evidence directory is 0755 and a core image, environment or log is readable by every local user; start the command with umask 077")
+	}
 	// per simple command: values, effects, writes
 	syntax.Walk(pc.file, func(n syntax.Node) bool {
 		switch n := n.(type) {
@@ -1206,6 +1265,28 @@ func classifyStmt(pc *parsedCommand, st *syntax.Stmt) (save, change string) {
 		}
 	}
 	return save, change
+}
+
+// unknownSource says whether a copy's source is not a fixed system path:
+// an alert value, a variable or a glob, which may name an attacker's setuid
+// file. A fixed configuration file (/etc/fstab) keeps its mode harmlessly.
+func unknownSource(c call) bool {
+	p := c.positional()
+	for i := 0; i < len(p)-1; i++ {
+		if p[i].hasValue() || strings.Contains(p[i].text, "$") || strings.ContainsAny(p[i].text, "*?[") {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPreserveMode(c call) bool {
+	for _, a := range c.args {
+		if strings.HasPrefix(a.text, "--preserve=") && (strings.Contains(a.text, "mode") || strings.Contains(a.text, "all")) || a.text == "--preserve" {
+			return true
+		}
+	}
+	return false
 }
 
 func anyEvidence(c call) bool {

@@ -72,11 +72,11 @@ func TestLintCommands(t *testing.T) {
 			"path taken from the alert"},
 		{"write into a cron directory",
 			Step{Safety: "contain", Undo: undo, Command: "cp -a /etc/cron.d/job /etc/cron.d/job.bak"},
-			Step{Safety: "contain", Undo: undo, Command: "mkdir -p /var/tmp/triage-evidence && cp -a /etc/cron.d/job /var/tmp/triage-evidence/"},
+			Step{Safety: "contain", Undo: undo, Command: "umask 077; mkdir -p /var/tmp/triage-evidence && cp -a /etc/cron.d/job /var/tmp/triage-evidence/"},
 			"contents execute"},
 		{"save then delete joined with ;",
 			Step{Safety: "destructive", Note: "deletes", Command: "kubectl get secret -n ns -o yaml -- s > /var/tmp/triage-evidence/s.yaml; kubectl delete secret -n ns -- s"},
-			Step{Safety: "destructive", Note: "deletes", Command: "kubectl get secret -n ns -o yaml -- s > /var/tmp/triage-evidence/s.yaml && kubectl delete secret -n ns -- s"},
+			Step{Safety: "destructive", Note: "deletes", Command: "umask 077; kubectl get secret -n ns -o yaml -- s > /var/tmp/triage-evidence/s.yaml && kubectl delete secret -n ns -- s"},
 			"failed save"},
 		{"save to a file then delete on the next line",
 			Step{Safety: "contain", Undo: &Undo{Command: "kubectl apply -f \"rolebinding-$B.yaml\""}, Command: "kubectl get rolebinding -n ns -o yaml -- \"$B\" > \"rolebinding-$B.yaml\"\nkubectl delete rolebinding -n ns -- \"$B\""},
@@ -116,7 +116,7 @@ func TestLintCommands(t *testing.T) {
 			"disrupt"},
 		{"investigate step that writes outside the evidence directory",
 			Step{Safety: "investigate", Command: "kubectl get pod -n ns -o yaml -- p > pod.yaml"},
-			Step{Safety: "investigate", Command: "mkdir -p /var/tmp/triage-evidence && kubectl get pod -n ns -o yaml -- p > /var/tmp/triage-evidence/pod.yaml"},
+			Step{Safety: "investigate", Command: "umask 077\nmkdir -p /var/tmp/triage-evidence && kubectl get pod -n ns -o yaml -- p > /var/tmp/triage-evidence/pod.yaml"},
 			"does more"},
 		{"contain without undo",
 			Step{Safety: "contain", Command: "kill -STOP \"$PID\""},
@@ -162,9 +162,25 @@ func TestLintCommands(t *testing.T) {
 			Step{Safety: "contain", Undo: undo, Command: "aws ecs stop-task --cluster=\"$c\" --task=\"$t\""},
 			Step{Safety: "disrupt", Note: "the task's memory is lost", Command: "aws ecs stop-task --cluster=\"$c\" --task=\"$t\""},
 			"disrupt"},
+		{"crictl --name is a regex",
+			Step{Safety: "investigate", Command: "crictl ps -a --name {{container.name}}"},
+			Step{Safety: "investigate", Command: "crictl ps -a -o json | jq -r --arg n {{container.name}} '.containers[] | select(.metadata.name == $n) | .id'"},
+			"regular expression"},
+		{"docker filter by id is a prefix match",
+			Step{Safety: "investigate", Command: "docker ps -a --filter id={{container.id}}"},
+			Step{Safety: "investigate", Command: "docker container inspect -- {{container.id}} | jq -r '.[0].State.Status'"},
+			"prefix"},
+		{"evidence copy keeps a setuid bit",
+			Step{Safety: "investigate", Command: "umask 077\nmkdir -p /var/tmp/triage-evidence && cp -a --parents -- {{fd.name}} /var/tmp/triage-evidence/"},
+			Step{Safety: "investigate", Command: "umask 077\nmkdir -p /var/tmp/triage-evidence && cp --parents --preserve=ownership,timestamps -- {{fd.name}} /var/tmp/triage-evidence/"},
+			"setuid"},
+		{"evidence written world-readable",
+			Step{Safety: "investigate", Command: "mkdir -p /var/tmp/triage-evidence && gcore -o /var/tmp/triage-evidence/core \"$PID\""},
+			Step{Safety: "investigate", Command: "umask 077\nmkdir -p /var/tmp/triage-evidence && gcore -o /var/tmp/triage-evidence/core \"$PID\""},
+			"umask 077"},
 		{"captures without a capturing command",
 			Step{Safety: "investigate", Captures: []string{TargetContainer}, Command: "crictl inspect -- {{container.id}}"},
-			Step{Safety: "investigate", Captures: []string{TargetContainer}, Command: "mkdir -p /var/tmp/triage-evidence && docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"},
+			Step{Safety: "investigate", Captures: []string{TargetContainer}, Command: "umask 077\nmkdir -p /var/tmp/triage-evidence && docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"},
 			"does not preserve"},
 	}
 	for _, c := range cases {
@@ -181,9 +197,9 @@ func TestLintCommands(t *testing.T) {
 func TestLintEvidenceBeforeDisruption(t *testing.T) {
 	stop := Step{Title: "Stop", Safety: "disrupt", Note: "memory lost", Command: "docker stop -- {{container.id}}"}
 	export := Step{Title: "Export", Safety: "investigate", Captures: []string{TargetContainer},
-		Command: "mkdir -p /var/tmp/triage-evidence && docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"}
+		Command: "umask 077\nmkdir -p /var/tmp/triage-evidence && docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"}
 	ship := Step{Title: "Ship", Safety: "investigate",
-		Command: "cd /var/tmp/triage-evidence && sha256sum -- * > SHA256SUMS && scp -r -- /var/tmp/triage-evidence \"$EVIDENCE_DEST\""}
+		Command: "umask 077\ncd /var/tmp/triage-evidence && sha256sum -- * > SHA256SUMS && scp -r -- /var/tmp/triage-evidence \"$EVIDENCE_DEST\""}
 	verify := &Step{Title: "Check", Safety: "investigate", Command: "docker ps -a"}
 
 	errs := lintVariant(&Variant{Steps: []Step{stop, export, ship}, Verify: verify})

@@ -49,7 +49,7 @@ playbooks:
         action: Find who opened the shell and why.
         steps:
           - {title: Inspect the container, safety: investigate, command: "crictl inspect -- {{container.id}}"}
-          - {title: Export it, safety: investigate, captures: [container], command: "docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"}
+          - {title: Export it, safety: investigate, captures: [container], command: "umask 077; docker export -o /var/tmp/triage-evidence/c.tar -- {{container.id}}"}
           - {title: Copy it off, safety: investigate, command: "sha256sum /var/tmp/triage-evidence/c.tar && scp /var/tmp/triage-evidence/c.tar \"$EVIDENCE_DEST\""}
           - {title: Stop it, safety: disrupt, note: Its memory is lost., command: "crictl stop -- {{container.id}}"}
         verify: {title: Check it is stopped, safety: investigate, command: "crictl ps --id {{container.id}}"}
