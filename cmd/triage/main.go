@@ -46,6 +46,8 @@ Usage:
                                    the field table; or rewrite (or check) it in a README
   triage route --from kafka://HOST:PORT/TOPIC?group=G --to kafka://HOST:PORT/TOPIC
                                    key Falcosidekick's Kafka alerts by entity (docs/fleet.md)
+  triage talon-rules [--allow-disruptive TRG-…] [--live] [--out FILE] | --check FILE
+                                   Falco Talon rules from the playbooks, gated by risk (docs/response.md)
 
 Run 'triage COMMAND --help' for a command's options.
 `
@@ -72,6 +74,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdFields(args[1:], stdout, stderr)
 	case "route":
 		return cmdRoute(args[1:], stdout, stderr)
+	case "talon-rules":
+		return cmdTalonRules(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -38,7 +38,7 @@ type Def struct {
 
 // defs is the field list; a field's ID is its index, so new fields are
 // appended, never inserted.
-var defs = concat(alertDefs, knowledgeDefs, riskDefs, correlationDefs, outcomeDefs)
+var defs = concat(alertDefs, knowledgeDefs, riskDefs, correlationDefs, outcomeDefs, talonDefs)
 
 func concat(lists ...[]Def) []Def {
 	var out []Def
