@@ -309,6 +309,13 @@ func TestDeployHelmValues(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(rules), v.CustomRules["triage_rules.yaml"],
 		"deploy/helm/values.yaml embeds an old copy of rules/triage_rules.yaml: run deploy/helm/sync-rules.sh")
+	// The fleet tier's values (test/helm_fleet_test.go) carry the same copy.
+	var fleet struct {
+		CustomRules map[string]string `yaml:"customRules"`
+	}
+	require.NoError(t, yaml.Unmarshal(readDeploy(t, "helm/values-fleet.yaml"), &fleet))
+	assert.Equal(t, string(rules), fleet.CustomRules["triage_rules.yaml"],
+		"deploy/helm/values-fleet.yaml embeds an old copy of rules/triage_rules.yaml: run deploy/helm/sync-rules.sh")
 
 	assert.Contains(t, v.Falcoctl.Config.Artifact.AllowedTypes, "plugin")
 	pluginRef := ""
