@@ -294,7 +294,14 @@ func (t *Tracker) lookup(kind uint8) (uint32, *entity, bool) {
 // for the caller to reuse.
 func (t *Tracker) evictOldest() uint32 {
 	s := t.slot(0).prev
-	e := t.slot(s)
+	t.release(s, t.slot(s))
+	t.evicted.Add(1)
+	return s
+}
+
+// release unlinks entity s and frees everything it holds (ID, rule
+// entries, overflow, incident, side samples); the slot itself stays.
+func (t *Tracker) release(s uint32, e *entity) {
 	t.unlink(s, e)
 	t.tableDelete(s, e.hash)
 	t.freeID(e)
@@ -311,9 +318,7 @@ func (t *Tracker) evictOldest() uint32 {
 		delete(t.samples, s)
 		e.samples = false
 	}
-	t.evicted.Add(1)
 	t.tracked.Add(-1)
-	return s
 }
 
 // incidentOf returns e's incident ID, computing it once per episode.
@@ -534,22 +539,7 @@ func (t *Tracker) Drop(match func(id string) bool) int {
 // 1…slots stay the ones in use.
 func (t *Tracker) removeSlot(s uint32) {
 	e := t.slot(s)
-	t.unlink(s, e)
-	t.tableDelete(s, e.hash)
-	t.freeID(e)
-	if e.e0.rule != 0 {
-		t.releaseRule(e.e0.rule)
-	}
-	for _, en := range t.rest(e) {
-		t.releaseRule(en.rule)
-	}
-	t.releaseMore(e)
-	t.clearIncident(e)
-	if e.samples {
-		t.sampleCount -= len(t.samples[s])
-		delete(t.samples, s)
-	}
-	t.tracked.Add(-1)
+	t.release(s, e)
 	last := uint32(t.slots)
 	if s != last {
 		le := t.slot(last)
