@@ -319,14 +319,7 @@ func expand(c call) []call {
 		for i, a := range c.args {
 			if a.text == "-c" && i+1 < len(c.args) {
 				if f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(c.args[i+1].text), ""); err == nil {
-					syntax.Walk(f, func(n syntax.Node) bool {
-						if ce, ok := n.(*syntax.CallExpr); ok {
-							if ic, ok := callOf(ce, nil); ok {
-								out = append(out, expand(ic)...)
-							}
-						}
-						return true
-					})
+					out = append(out, nodeCalls(f, nil)...)
 				}
 				return out
 			}
@@ -969,9 +962,12 @@ func printsRaw(c call) bool {
 
 // stmtCalls returns the simple commands of a statement, in order,
 // following pipes and && / || chains.
-func stmtCalls(st *syntax.Stmt) []call {
+func stmtCalls(st *syntax.Stmt) []call { return nodeCalls(st, st) }
+
+// nodeCalls returns the simple commands under node, expanded (see expand).
+func nodeCalls(node syntax.Node, st *syntax.Stmt) []call {
 	var out []call
-	syntax.Walk(st, func(n syntax.Node) bool {
+	syntax.Walk(node, func(n syntax.Node) bool {
 		if ce, ok := n.(*syntax.CallExpr); ok {
 			if c, ok := callOf(ce, st); ok {
 				out = append(out, expand(c)...)
