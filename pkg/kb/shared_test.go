@@ -195,6 +195,11 @@ func TestPlaceholdersExistInRuleOutputs(t *testing.T) {
 		for _, f := range u.OutputFields {
 			have[f] = true
 		}
+		// triage.payload is derived from proc.exepath/proc.exe and
+		// proc.cmdline (risk.Payload), which reports fill in
+		if have["proc.exepath"] || have["proc.exe"] || have["proc.cmdline"] {
+			have["triage.payload"] = true
+		}
 		for _, pid := range m.Playbooks {
 			p, ok := k.Playbook(pid)
 			if !ok {

@@ -472,6 +472,9 @@ func lookupFor(a *alert.Alert) func(string) (string, bool) {
 			return a.Rule, true
 		case "alert.source":
 			return a.Source, a.Source != ""
+		case "triage.payload":
+			p := risk.Payload(a)
+			return p, p != ""
 		}
 		f, ok := a.Field(key)
 		if !ok || f.Kind == alert.KindNull {

@@ -177,3 +177,18 @@ func TestWriteStepShowsUndoAndCaptures(t *testing.T) {
 	assert.Contains(t, out, "Removes the label.")
 	assert.Contains(t, out, "Evidence: preserves the container")
 }
+
+// Playbook templates fill {{triage.payload}} with the script an
+// interpreter ran (issue 16): the /dev/shm playbook preserves the script,
+// not busybox.
+func TestWriteFillsPayloadPlaceholder(t *testing.T) {
+	recs := records(t, `{"rule":"Execution from /dev/shm","priority":"Warning","time":"2026-11-21T09:00:00Z","hostname":"n",
+		"output_fields":{"proc.exepath":"/bin/busybox","proc.cmdline":"sh /dev/shm/x.sh","proc.name":"sh","user.name":"root","container.id":"host"}}`)
+	k, err := kb.Default()
+	require.NoError(t, err)
+	var b bytes.Buffer
+	require.NoError(t, Write(&b, k, &Group{EntityID: recs[0].Corr.EntityID, Records: recs}))
+	out := b.String()
+	assert.Contains(t, out, "cp --preserve=ownership,timestamps -- /dev/shm/x.sh /var/tmp/triage-evidence/payload/", "the script, not /bin/busybox")
+	assert.NotContains(t, out, "<triage.payload>")
+}
