@@ -1,7 +1,9 @@
 package test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,19 +60,52 @@ func documentedTriageEntries(t *testing.T) []documentedEntry {
 			docs[k] = v
 		}
 	}
+	// Falco configs in deploy/ and its folders (fleet/, talon/), including
+	// those a Kubernetes ConfigMap carries as its falco.yaml.
 	ymls, err := filepath.Glob("../deploy/*.yaml")
 	require.NoError(t, err)
-	for _, y := range ymls {
-		var n yaml.Node
-		require.NoError(t, yaml.Unmarshal(readDeploy(t, filepath.Base(y)), &n), y)
-		docs["deploy/"+filepath.Base(y)] = &n
+	sub, err := filepath.Glob("../deploy/*/*.yaml")
+	require.NoError(t, err)
+	for _, y := range append(ymls, sub...) {
+		name := strings.TrimPrefix(y, "../deploy/")
+		if strings.HasPrefix(name, "helm/") {
+			continue // values files: their falco: key, below
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(readDeploy(t, name)))
+		for i := 0; ; i++ {
+			var n yaml.Node
+			if err := dec.Decode(&n); err == io.EOF {
+				break
+			} else {
+				require.NoError(t, err, y)
+			}
+			where := fmt.Sprintf("deploy/%s#%d", name, i)
+			if i == 0 {
+				where = "deploy/" + name
+			}
+			var cm struct {
+				Kind string            `yaml:"kind"`
+				Data map[string]string `yaml:"data"`
+			}
+			if n.Decode(&cm) == nil && cm.Kind == "ConfigMap" && cm.Data["falco.yaml"] != "" {
+				var inner yaml.Node
+				require.NoError(t, yaml.Unmarshal([]byte(cm.Data["falco.yaml"]), &inner), where)
+				docs[where+" falco.yaml"] = &inner
+				continue
+			}
+			if len(n.Content) == 1 && n.Content[0].Kind == yaml.MappingNode {
+				docs[where] = &n // a Falco config is a map (Talon's rules file is a list)
+			}
+		}
 	}
 	// The Helm chart passes its `falco:` values through as falco.yaml.
-	var helm struct {
-		Falco yaml.Node `yaml:"falco"`
+	for _, values := range []string{"helm/values.yaml", "helm/values-fleet.yaml"} {
+		var helm struct {
+			Falco yaml.Node `yaml:"falco"`
+		}
+		require.NoError(t, yaml.Unmarshal(readDeploy(t, values), &helm))
+		docs["deploy/"+values+" falco:"] = &helm.Falco
 	}
-	require.NoError(t, yaml.Unmarshal(readDeploy(t, "helm/values.yaml"), &helm))
-	docs["deploy/helm/values.yaml falco:"] = &helm.Falco
 
 	var out []documentedEntry
 	for where, n := range docs {
@@ -138,7 +173,8 @@ func TestDocumentedInitConfigsLoadAsFalcoSendsThem(t *testing.T) {
 	}
 	// The documents the issue names must be among them, or this checks nothing.
 	for _, must := range []string{"README.md", "deploy/falco-single-process.yaml", "deploy/falco-file-follow.yaml",
-		"deploy/falco-central-sidekick.yaml", "deploy/helm/values.yaml", "risk-model.md"} {
+		"deploy/falco-central-sidekick.yaml", "deploy/helm/values.yaml", "risk-model.md",
+		"deploy/talon/falco-talon.yaml", "deploy/fleet/falco-central-kafka.yaml", "deploy/helm/values-fleet.yaml", "fleet.md"} {
 		assert.True(t, seen[must], "no triage plugin entry found in %s", must)
 	}
 
