@@ -1133,6 +1133,7 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 	// raw printing of file contents: the last command of a top-level
 	// pipeline whose output reaches the terminal
 	var checkRaw func(st *syntax.Stmt)
+	var checkAll func(stmts []*syntax.Stmt)
 	checkRaw = func(st *syntax.Stmt) {
 		if st == nil {
 			return
@@ -1157,32 +1158,25 @@ func lintCommand(cmd string, s *Step, bad func(string, ...any)) []effect {
 				bad("[raw-output] %s prints file contents raw; pipe through cat -v (or use cat -v) so control characters show: %q", c.name, pc.show(joinArgs(c)))
 			}
 		case *syntax.Block:
-			for _, s := range cmd.Stmts {
-				checkRaw(s)
-			}
+			checkAll(cmd.Stmts)
 		case *syntax.Subshell:
-			for _, s := range cmd.Stmts {
-				checkRaw(s)
-			}
+			checkAll(cmd.Stmts)
 		case *syntax.IfClause:
 			for c := cmd; c != nil; c = c.Else {
-				for _, s := range c.Then {
-					checkRaw(s)
-				}
+				checkAll(c.Then)
 			}
 		case *syntax.WhileClause:
-			for _, s := range cmd.Do {
-				checkRaw(s)
-			}
+			checkAll(cmd.Do)
 		case *syntax.ForClause:
-			for _, s := range cmd.Do {
-				checkRaw(s)
-			}
+			checkAll(cmd.Do)
 		}
 	}
-	for _, st := range pc.file.Stmts {
-		checkRaw(st)
+	checkAll = func(stmts []*syntax.Stmt) {
+		for _, st := range stmts {
+			checkRaw(st)
+		}
 	}
+	checkAll(pc.file.Stmts)
 	// save-then-change: a save followed, at the top level, by a change
 	// that is not chained with &&
 	if !setE {

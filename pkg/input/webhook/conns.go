@@ -344,15 +344,22 @@ func (l *limitListener) watchParked(c *trackedConn) {
 	}
 }
 
+// socketOf returns c's socket for polling; false for a connection that has
+// none.
+func socketOf(c net.Conn) (syscall.RawConn, bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	raw, err := sc.SyscallConn()
+	return raw, err == nil
+}
+
 // waitReadable waits up to d for bytes (or EOF) in c's socket, without
 // consuming them.
 func waitReadable(c net.Conn, d time.Duration) bool {
-	sc, ok := c.(syscall.Conn)
+	raw, ok := socketOf(c)
 	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
 		return false
 	}
 	if c.SetReadDeadline(time.Now().Add(d)) != nil {
@@ -361,7 +368,7 @@ func waitReadable(c net.Conn, d time.Duration) bool {
 	defer c.SetReadDeadline(time.Time{}) //nolint:errcheck // the server sets its own
 	var b [1]byte
 	readable := false
-	err = raw.Read(func(fd uintptr) bool {
+	err := raw.Read(func(fd uintptr) bool {
 		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		if rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK {
 			return false // wait for the poller
@@ -412,12 +419,8 @@ func (l *limitListener) silent(c *trackedConn) bool {
 // pending reports whether bytes wait in c's socket, unread (a request
 // arriving). It does not block or consume them.
 func pending(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
+	raw, ok := socketOf(c)
 	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
 		return false
 	}
 	var n int
